@@ -1,0 +1,96 @@
+#!/usr/bin/env node
+/**
+ * The `glance-edge` command.
+ *
+ *   glance-edge demo [--data DIR] [--port 9292] [--host 127.0.0.1] [--show-multiple-locations true|false]
+ */
+import http from 'node:http';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import { createDemoApp } from './demo/app';
+import { DiskImageStore } from './demo/store';
+
+const USAGE = `Usage: glance-edge <command> [options]
+
+Commands:
+  demo    Run an embedded Glance-v2-compatible image service on disk, with glance-edge in front.
+          --data DIR                         where images are kept (default ./data)
+          --port N                           port to listen on (default 9292; 0 picks a free one)
+          --host H                           address to listen on (default 127.0.0.1)
+          --show-multiple-locations BOOL     Glance's show_multiple_locations (default true)
+`;
+
+class UsageError extends Error {}
+
+function port(value: string | undefined, fallback: number): number {
+  if (value === undefined) return fallback;
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 0 || n > 65535) throw new UsageError(`--port must be a port number, got '${value}'`);
+  return n;
+}
+
+function bool(value: string | undefined, name: string, fallback: boolean): boolean {
+  if (value === undefined) return fallback;
+  if (/^(true|yes|1|on)$/i.test(value)) return true;
+  if (/^(false|no|0|off)$/i.test(value)) return false;
+  throw new UsageError(`--${name} must be true or false, got '${value}'`);
+}
+
+/** Listen, print the address, and close gracefully on SIGINT/SIGTERM. */
+function serve(name: string, server: http.Server, host: string, listenPort: number, extra: string): Promise<void> {
+  // Image uploads and downloads may take long: no overall request deadline, but headers must come quickly.
+  server.requestTimeout = 0;
+  server.headersTimeout = 60_000;
+  server.keepAliveTimeout = 5_000;
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(listenPort, host, () => {
+      const address = server.address();
+      const actual = typeof address === 'object' && address ? address.port : listenPort;
+      const shownHost = host.includes(':') ? `[${host}]` : host;
+      process.stdout.write(`glance-edge ${name} listening on http://${shownHost}:${actual}${extra}\n`);
+      const stop = () => {
+        server.close(() => process.exit(0));
+        server.closeIdleConnections();
+        setTimeout(() => process.exit(0), 10_000).unref();
+      };
+      process.once('SIGINT', stop);
+      process.once('SIGTERM', stop);
+      resolve();
+    });
+  });
+}
+
+export async function main(argv: string[]): Promise<void> {
+  const [command, ...rest] = argv;
+  if (command === undefined || command === '--help' || command === '-h' || command === 'help') {
+    process.stdout.write(USAGE);
+    return;
+  }
+  if (command === 'demo') {
+    const { values } = parseArgs({
+      args: rest,
+      options: {
+        data: { type: 'string' },
+        port: { type: 'string' },
+        host: { type: 'string' },
+        'show-multiple-locations': { type: 'string' },
+      },
+      strict: true,
+    });
+    const dataDir = path.resolve(values.data ?? 'data');
+    const store = await DiskImageStore.open(dataDir);
+    const app = createDemoApp({ store, showMultipleLocations: bool(values['show-multiple-locations'], 'show-multiple-locations', true) });
+    await serve('demo', http.createServer(app), values.host ?? '127.0.0.1', port(values.port, 9292), ` (data: ${dataDir})`);
+    return;
+  }
+  throw new UsageError(`unknown command '${command}'`);
+}
+
+if (require.main === module) {
+  main(process.argv.slice(2)).catch((err: unknown) => {
+    const usage = err instanceof UsageError || (err instanceof Error && 'code' in err && String(err.code).startsWith('ERR_PARSE_ARGS'));
+    process.stderr.write(`glance-edge: ${err instanceof Error ? err.message : String(err)}\n${usage ? `\n${USAGE}` : ''}`);
+    process.exit(usage ? 2 : 1);
+  });
+}

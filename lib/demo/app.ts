@@ -1,0 +1,323 @@
+/**
+ * The demo server: an embedded Glance-v2-compatible image service on disk, with the suite mounted
+ * in front of it exactly as a user mounts it in front of their own image service.
+ */
+import { randomUUID } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import http, { type IncomingMessage, type ServerResponse } from 'node:http';
+import https from 'node:https';
+import { rm } from 'node:fs/promises';
+import type { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import express, { type Express, type NextFunction, type Request, type Response } from 'express';
+import { glanceError, glanceErrorHandler } from '../errors';
+import { CONTAINER_FORMATS, DISK_FORMATS } from '../defaults/formats';
+import { imageSchema, imagesSchema } from '../defaults/schemas';
+import { inspectBody } from '../http/body';
+import { pythonJson } from '../http/json';
+import { mediaType } from '../http/media';
+import { ImageActivity } from '../locations/activity';
+import { locationGuard } from '../locations/guard';
+import { ACCEPT_PATCH, parseImagePatch, PATCH_MEDIA_TYPES } from '../locations/patch';
+import { applyCreate, applyPatch, imageView, type ImageRules } from './images';
+import { DiskImageStore, timestamp, type ImageRecord } from './store';
+
+export interface DemoOptions {
+  /** The store the demo serves. */
+  readonly store: DiskImageStore;
+  /** Glance's `show_multiple_locations`. Default true. */
+  readonly showMultipleLocations?: boolean;
+  /** Milliseconds to wait for an http:// location to answer. Default 10000. */
+  readonly locationTimeout?: number;
+}
+
+/** Glance 25's version list (the API version was not bumped for ranges). */
+const VERSIONS = ['v2.15', 'v2.9', 'v2.7', 'v2.6', 'v2.5', 'v2.4', 'v2.3', 'v2.2', 'v2.1', 'v2.0'];
+
+const JSON_LIMIT = 1024 * 1024;
+
+function sendJson(res: ServerResponse, status: number, doc: unknown, headers: Record<string, string> = {}): void {
+  const body = pythonJson(doc);
+  res.writeHead(status, { ...headers, 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(body) });
+  res.end(body);
+}
+
+function noContent(res: ServerResponse): void {
+  res.writeHead(204, { 'Content-Length': '0' }).end();
+}
+
+const notFound = (id: string) => glanceError(404, 'image.not_found', `No image found with ID ${id}`);
+
+async function readJson(req: IncomingMessage): Promise<unknown> {
+  const body = await inspectBody(req, JSON_LIMIT);
+  if (body.length === 0) throw glanceError(400, 'request.empty', 'Body expected in request.');
+  try {
+    return JSON.parse(body.toString('utf8'));
+  } catch {
+    throw glanceError(400, 'request.malformed', 'Malformed JSON in request body.');
+  }
+}
+
+/** Open the bytes at an http(s) URL as a stream, or null if they are not there. */
+function openUrl(url: string, method: 'GET' | 'HEAD', timeout: number): Promise<IncomingMessage | null> {
+  const transport = url.startsWith('https:') ? https : http;
+  return new Promise((resolve) => {
+    const req = transport.request(url, { method, timeout }, (res) => {
+      if (res.statusCode === 200) resolve(res);
+      else {
+        res.resume();
+        resolve(null);
+      }
+    });
+    req.on('timeout', () => req.destroy());
+    req.on('error', () => resolve(null));
+    req.end();
+  });
+}
+
+/** Build the demo app around `store`. */
+export function createDemoApp(options: DemoOptions): Express {
+  const { store } = options;
+  const timeout = options.locationTimeout ?? 10_000;
+  const rules: ImageRules = {
+    diskFormats: DISK_FORMATS,
+    containerFormats: CONTAINER_FORMATS,
+    sizeAt: async (url) => {
+      const res = await openUrl(url, 'HEAD', timeout);
+      const length = Number(res?.headers['content-length']);
+      return Number.isSafeInteger(length) && length >= 0 ? length : null;
+    },
+  };
+  const activity = new ImageActivity();
+  const app = express();
+  app.disable('x-powered-by');
+  app.set('etag', false);
+
+  app.use(function requestId(_req: Request, res: Response, next: NextFunction) {
+    res.setHeader('X-Openstack-Request-Id', `req-${randomUUID()}`);
+    next();
+  });
+
+  // The suite, mounted as any user mounts it: the lookup is the store itself.
+  app.use(
+    locationGuard({
+      lookup: async (id) => store.facts(id),
+      showMultipleLocations: options.showMultipleLocations ?? true,
+      activity,
+    }),
+  );
+
+  const versions = (req: Request) => {
+    const href = `${req.protocol}://${req.get('host') ?? '127.0.0.1'}/v2/`;
+    return { versions: VERSIONS.map((id, i) => ({ id, status: i === 0 ? 'CURRENT' : 'SUPPORTED', links: [{ rel: 'self', href }] })) };
+  };
+  app.get('/', (req, res) => sendJson(res, 300, versions(req)));
+  app.get('/versions', (req, res) => sendJson(res, 200, versions(req)));
+  app.get('/v2/schemas/image', (_req, res) => sendJson(res, 200, imageSchema(rules)));
+  app.get('/v2/schemas/images', (_req, res) => sendJson(res, 200, imagesSchema(rules)));
+
+  const image = (id: string): ImageRecord => {
+    const record = store.get(id);
+    if (!record) throw notFound(id);
+    return record;
+  };
+  const touch = (record: ImageRecord, changes: Partial<ImageRecord>): ImageRecord => ({ ...record, ...changes, updated_at: timestamp() });
+
+  app.post('/v2/images', async (req, res) => {
+    const record = applyCreate(store.newRecord(), await readJson(req), rules);
+    if (store.get(record.id)) throw glanceError(409, 'image.exists', `Image with identifier ${record.id} already exists!`);
+    await store.save(record);
+    sendJson(res, 201, imageView(record), {
+      Location: `${req.protocol}://${req.get('host') ?? '127.0.0.1'}/v2/images/${record.id}`,
+      'OpenStack-image-import-methods': 'glance-direct',
+    });
+  });
+
+  app.get('/v2/images', (req, res) => {
+    const limit = Math.min(Math.max(Number(req.query['limit'] ?? 25) || 25, 1), 1000);
+    const marker = typeof req.query['marker'] === 'string' ? req.query['marker'] : undefined;
+    let all = store.list();
+    for (const key of ['name', 'status', 'visibility', 'disk_format', 'container_format'] as const) {
+      const want = req.query[key];
+      if (typeof want === 'string') all = all.filter((r) => r[key] === want);
+    }
+    let start = 0;
+    if (marker !== undefined) {
+      start = all.findIndex((r) => r.id === marker) + 1;
+      if (start === 0) throw glanceError(400, 'image.marker', `Invalid marker. Image ${marker} could not be found.`);
+    }
+    const page = all.slice(start, start + limit);
+    const query = new URLSearchParams(req.query as Record<string, string>);
+    query.delete('marker');
+    const first = `/v2/images${query.size ? `?${query}` : ''}`;
+    const doc: Record<string, unknown> = { images: page.map(imageView), first, schema: '/v2/schemas/images' };
+    const last = page[page.length - 1];
+    if (start + limit < all.length && last) {
+      query.set('marker', last.id);
+      doc['next'] = `/v2/images?${query}`;
+    }
+    sendJson(res, 200, doc);
+  });
+
+  app.get('/v2/images/:id', (req, res) => sendJson(res, 200, imageView(image(req.params.id))));
+
+  app.patch('/v2/images/:id', async (req, res) => {
+    const type = mediaType(req);
+    if (PATCH_MEDIA_TYPES[type] === undefined) {
+      throw glanceError(415, 'request.media_type', `The request media type ${type || 'None'} is not supported by this server.`, {
+        headers: { 'Accept-Patch': ACCEPT_PATCH },
+      });
+    }
+    const ops = parseImagePatch(await inspectBody(req, JSON_LIMIT), type);
+    const id = image(req.params.id).id;
+    const { record, dropped } = await store.exclusive(id, async () => {
+      const result = await applyPatch(image(id), ops, rules);
+      const saved = await store.save(touch(result.record, {}));
+      return { record: saved, dropped: result.dropped };
+    });
+    // Glance deletes the data at a location that is removed from the image.
+    if (dropped.includes(store.blobUrl(id))) await rm(store.blobPath(id), { force: true });
+    sendJson(res, 200, imageView(record));
+  });
+
+  app.delete('/v2/images/:id', async (req, res) => {
+    const record = store.get(req.params.id);
+    if (!record) throw glanceError(404, 'image.not_found', `Failed to find image ${req.params.id} to delete`);
+    if (record.protected) throw glanceError(403, 'image.protected', `Image ${record.id} is protected and cannot be deleted.`);
+    await store.exclusive(record.id, () => store.delete(record.id));
+    noContent(res);
+  });
+
+  /** Move an image from `from` to `to` under the image's lock; Glance's 409 when it is elsewhere. */
+  const transition = (id: string, to: string, check: (r: ImageRecord) => void) =>
+    store.exclusive(id, async () => {
+      const record = image(id);
+      check(record);
+      if (record.status !== 'queued') {
+        throw glanceError(409, 'image.transition', `Image status transition from ${record.status} to ${to} is not allowed`);
+      }
+      return store.save(touch(record, { status: to }));
+    });
+
+  const requireOctetStream = (req: Request) => {
+    const type = mediaType(req);
+    if (type !== 'application/octet-stream') {
+      throw glanceError(415, 'request.media_type', `The request media type ${type || 'None'} is not supported by this server.`);
+    }
+  };
+  const requireFormats = (r: ImageRecord) => {
+    if (r.disk_format === null || r.container_format === null) {
+      throw glanceError(400, 'image.formats', 'Properties disk_format, container_format must be set prior to saving data.');
+    }
+  };
+
+  app.put('/v2/images/:id/file', async (req, res) => {
+    requireOctetStream(req);
+    const id = image(req.params.id).id;
+    await transition(id, 'saving', requireFormats);
+    try {
+      const facts = await store.writeData(req, store.blobPath(id));
+      await store.exclusive(id, async () => {
+        const record = image(id);
+        const location = { url: store.blobUrl(id), metadata: {} };
+        await store.save(
+          touch(record, { ...facts, virtual_size: facts.size, os_hash_algo: 'sha512', status: 'active', locations: [...record.locations, location] }),
+        );
+      });
+    } catch (err) {
+      // Cut off or failed: the image waits for data again, and no partial data is kept.
+      await store.exclusive(id, async () => {
+        const record = store.get(id);
+        if (record?.status === 'saving') await store.save(touch(record, { status: 'queued' }));
+      });
+      throw err;
+    }
+    noContent(res);
+  });
+
+  app.put('/v2/images/:id/stage', async (req, res) => {
+    requireOctetStream(req);
+    const id = image(req.params.id).id;
+    await transition(id, 'uploading', () => undefined);
+    try {
+      const facts = await store.writeData(req, store.stagingPath(id));
+      await store.exclusive(id, async () => store.save(touch(image(id), { size: facts.size })));
+    } catch (err) {
+      await store.exclusive(id, async () => {
+        const record = store.get(id);
+        if (record?.status === 'uploading') await store.save(touch(record, { status: 'queued', size: null }));
+      });
+      throw err;
+    }
+    noContent(res);
+  });
+
+  app.post('/v2/images/:id/import', async (req, res) => {
+    const body = (await readJson(req)) as { method?: { name?: unknown } } | null;
+    const method = body?.method?.name;
+    if (method !== 'glance-direct') throw glanceError(400, 'import.method', `Import method ${pyName(method)} is not supported.`);
+    const id = image(req.params.id).id;
+    await store.exclusive(id, async () => {
+      const record = image(id);
+      requireFormats(record);
+      if (record.status !== 'uploading') throw glanceError(409, 'image.transition', `Image needs to be in 'uploading' status to be imported; it is ${record.status}.`);
+      await store.save(touch(record, { status: 'importing' }));
+    });
+    const facts = await store.writeData(createReadStream(store.stagingPath(id)), store.blobPath(id));
+    await rm(store.stagingPath(id), { force: true });
+    await store.exclusive(id, async () => {
+      const record = image(id);
+      const location = { url: store.blobUrl(id), metadata: {} };
+      await store.save(touch(record, { ...facts, virtual_size: facts.size, os_hash_algo: 'sha512', status: 'active', locations: [location] }));
+    });
+    res.writeHead(202, { 'Content-Length': '0' }).end();
+  });
+
+  app.get('/v2/images/:id/file', async (req, res) => {
+    const record = image(req.params.id);
+    const location = record.locations[0];
+    if (!location || record.size === 0) {
+      noContent(res);
+      return;
+    }
+    let source: Readable | null;
+    if (location.url === store.blobUrl(record.id)) source = createReadStream(store.blobPath(record.id), { highWaterMark: 1024 * 1024 });
+    else source = await openUrl(location.url, 'GET', timeout);
+    if (!source) throw glanceError(503, 'image.data_unavailable', `Image data of image ${record.id} is not available at its location.`);
+    const headers: Record<string, string> = { 'Content-Type': 'application/octet-stream' };
+    if (record.checksum) headers['Content-MD5'] = record.checksum;
+    if (record.size !== null) headers['Content-Length'] = String(record.size);
+    res.writeHead(200, headers);
+    if (req.method === 'HEAD') {
+      source.destroy();
+      res.end();
+      return;
+    }
+    // pipeline destroys the source when the client goes away, and cuts the client off if the source fails.
+    await pipeline(source, res).catch(() => res.destroy());
+  });
+
+  const action = (name: 'deactivate' | 'reactivate', from: string, to: string) =>
+    app.post(`/v2/images/:id/actions/${name}`, async (req, res) => {
+      const id = image(req.params.id).id;
+      await store.exclusive(id, async () => {
+        const record = image(id);
+        if (record.status === to) return;
+        if (record.status !== from) throw glanceError(403, 'image.action', `Not allowed to ${name} image in status '${record.status}'`);
+        await store.save(touch(record, { status: to }));
+      });
+      noContent(res);
+    });
+  action('deactivate', 'active', 'deactivated');
+  action('reactivate', 'deactivated', 'active');
+
+  app.use(() => {
+    throw glanceError(404, 'route.not_found', `The resource could not be found.`);
+  });
+  app.use(glanceErrorHandler());
+  return app;
+}
+
+function pyName(v: unknown): string {
+  return typeof v === 'string' ? v : 'None';
+}

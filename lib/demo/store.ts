@@ -1,0 +1,237 @@
+/**
+ * The demo's embedded image store: image records and image data on disk.
+ *
+ *   <data>/images/<uuid>.json   one record per image, replaced atomically (write, fsync, rename)
+ *   <data>/blobs/<uuid>         image data of an uploaded image
+ *   <data>/staging/<uuid>       data staged for import
+ *   <data>/tmp/                 uploads in progress; emptied at start
+ *
+ * Image ids are UUIDs; any other id is simply not found and never becomes a path. An upload cut
+ * off by a crash leaves a `saving` record, which the next start puts back to `queued`: an image is
+ * never `active` with partial data.
+ */
+import { createHash, randomUUID } from 'node:crypto';
+import { createWriteStream } from 'node:fs';
+import { mkdir, open, readdir, readFile, rename, rm } from 'node:fs/promises';
+import path from 'node:path';
+import { Transform, type Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { pathToFileURL } from 'node:url';
+import type { ImageFacts } from '../images/lookup';
+
+export interface ImageLocation {
+  url: string;
+  metadata: Record<string, unknown>;
+}
+
+/** An image record as stored: Glance's image document without the computed links. */
+export interface ImageRecord {
+  id: string;
+  name: string | null;
+  disk_format: string | null;
+  container_format: string | null;
+  visibility: string;
+  size: number | null;
+  virtual_size: number | null;
+  status: string;
+  checksum: string | null;
+  protected: boolean;
+  min_ram: number;
+  min_disk: number;
+  owner: string | null;
+  os_hidden: boolean;
+  os_hash_algo: string | null;
+  os_hash_value: string | null;
+  created_at: string;
+  updated_at: string;
+  locations: ImageLocation[];
+  tags: string[];
+  /** Additional (user) properties, string-valued. */
+  extra: Record<string, string>;
+}
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+/** Whether `id` has the form of an image id. */
+export function isImageId(id: string): boolean {
+  return UUID.test(id);
+}
+
+/** Glance's timestamp form: `2026-11-25T06:51:37Z`. */
+export function timestamp(date = new Date()): string {
+  return date.toISOString().replace(/\.\d{3}Z$/, 'Z');
+}
+
+/** The result of writing image data: what Glance records about it. */
+export interface DataFacts {
+  size: number;
+  checksum: string;
+  os_hash_value: string;
+}
+
+export class DiskImageStore {
+  readonly dir: string;
+  readonly #images = new Map<string, ImageRecord>();
+  readonly #locks = new Map<string, Promise<unknown>>();
+
+  private constructor(dir: string) {
+    this.dir = path.resolve(dir);
+  }
+
+  /** Open (creating if needed) the store under `dir`, recovering from any interrupted upload. */
+  static async open(dir: string): Promise<DiskImageStore> {
+    const store = new DiskImageStore(dir);
+    await store.#load();
+    return store;
+  }
+
+  async #load(): Promise<void> {
+    for (const sub of ['images', 'blobs', 'staging', 'tmp']) await mkdir(path.join(this.dir, sub), { recursive: true });
+    await rm(path.join(this.dir, 'tmp'), { recursive: true, force: true });
+    await mkdir(path.join(this.dir, 'tmp'));
+    for (const name of await readdir(path.join(this.dir, 'images'))) {
+      const id = name.replace(/\.json$/, '');
+      if (!name.endsWith('.json') || !isImageId(id)) continue;
+      const record = JSON.parse(await readFile(path.join(this.dir, 'images', name), 'utf8')) as ImageRecord;
+      if (record.status === 'saving') {
+        // The upload never finished: the data is not trusted, the image waits for data again.
+        await rm(this.blobPath(id), { force: true });
+        Object.assign(record, { status: 'queued', size: null, virtual_size: null, checksum: null, os_hash_algo: null, os_hash_value: null });
+        record.locations = record.locations.filter((l) => l.url !== this.blobUrl(id));
+        await this.#write(record);
+      }
+      this.#images.set(id, record);
+    }
+  }
+
+  /** Path of the data of an uploaded image. */
+  blobPath(id: string): string {
+    return path.join(this.dir, 'blobs', id);
+  }
+
+  /** The `file://` location of an uploaded image's data. */
+  blobUrl(id: string): string {
+    return pathToFileURL(this.blobPath(id)).href;
+  }
+
+  stagingPath(id: string): string {
+    return path.join(this.dir, 'staging', id);
+  }
+
+  get(id: string): ImageRecord | undefined {
+    return isImageId(id) ? this.#images.get(id.toLowerCase()) : undefined;
+  }
+
+  /** All images, newest first (Glance's default sort). */
+  list(): ImageRecord[] {
+    return [...this.#images.values()].sort((a, b) => (a.created_at === b.created_at ? (a.id < b.id ? 1 : -1) : a.created_at < b.created_at ? 1 : -1));
+  }
+
+  /** The facts the location guard needs: the in-process lookup of the demo. */
+  facts(id: string): ImageFacts | null {
+    const r = this.get(id);
+    if (!r) return null;
+    return { id: r.id, status: r.status, size: r.size, checksum: r.checksum, locations: r.locations.length };
+  }
+
+  /** A new queued image. */
+  newRecord(id: string = randomUUID()): ImageRecord {
+    const now = timestamp();
+    return {
+      id,
+      name: null,
+      disk_format: null,
+      container_format: null,
+      visibility: 'shared',
+      size: null,
+      virtual_size: null,
+      status: 'queued',
+      checksum: null,
+      protected: false,
+      min_ram: 0,
+      min_disk: 0,
+      owner: null,
+      os_hidden: false,
+      os_hash_algo: null,
+      os_hash_value: null,
+      created_at: now,
+      updated_at: now,
+      locations: [],
+      tags: [],
+      extra: {},
+    };
+  }
+
+  /** Run `fn` with exclusive use of image `id` (one change of an image at a time). */
+  async exclusive<T>(id: string, fn: () => Promise<T>): Promise<T> {
+    const previous = this.#locks.get(id) ?? Promise.resolve();
+    const run = previous.then(fn, fn);
+    const tail = run.catch(() => undefined);
+    this.#locks.set(id, tail);
+    try {
+      return await run;
+    } finally {
+      if (this.#locks.get(id) === tail) this.#locks.delete(id);
+    }
+  }
+
+  /** Store `record` (atomically) and make it current. */
+  async save(record: ImageRecord): Promise<ImageRecord> {
+    await this.#write(record);
+    this.#images.set(record.id, record);
+    return record;
+  }
+
+  async delete(id: string): Promise<void> {
+    await rm(path.join(this.dir, 'images', `${id}.json`), { force: true });
+    this.#images.delete(id);
+    await rm(this.blobPath(id), { force: true });
+    await rm(this.stagingPath(id), { force: true });
+  }
+
+  async #write(record: ImageRecord): Promise<void> {
+    const file = path.join(this.dir, 'images', `${record.id}.json`);
+    const tmp = path.join(this.dir, 'tmp', `${record.id}.${randomUUID()}.json`);
+    const fh = await open(tmp, 'w');
+    try {
+      await fh.writeFile(JSON.stringify(record));
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
+    await rename(tmp, file);
+  }
+
+  /**
+   * Stream `source` to `target` (through a temporary file renamed into place only once complete
+   * and synced), computing Glance's checksums on the way. Memory does not grow with the data.
+   */
+  async writeData(source: Readable, target: string): Promise<DataFacts> {
+    const tmp = path.join(this.dir, 'tmp', `${path.basename(target)}.${randomUUID()}.part`);
+    const md5 = createHash('md5');
+    const sha512 = createHash('sha512');
+    let size = 0;
+    const hashing = new Transform({
+      transform(chunk: Buffer, _enc, done) {
+        md5.update(chunk);
+        sha512.update(chunk);
+        size += chunk.length;
+        done(null, chunk);
+      },
+    });
+    try {
+      await pipeline(source, hashing, createWriteStream(tmp, { highWaterMark: 1024 * 1024 }));
+      const fh = await open(tmp, 'r+');
+      try {
+        await fh.sync();
+      } finally {
+        await fh.close();
+      }
+      await rename(tmp, target);
+    } catch (err) {
+      await rm(tmp, { force: true });
+      throw err;
+    }
+    return { size, checksum: md5.digest('hex'), os_hash_value: sha512.digest('hex') };
+  }
+}

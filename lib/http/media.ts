@@ -1,0 +1,16 @@
+import type { IncomingMessage } from 'node:http';
+
+/** The request's media type, lower-cased, without parameters (`charset` and the like). */
+export function mediaType(req: IncomingMessage): string {
+  const value = req.headers['content-type'];
+  if (!value) return '';
+  const semi = value.indexOf(';');
+  return (semi === -1 ? value : value.slice(0, semi)).trim().toLowerCase();
+}
+
+/** The path of `req.url` without its query string. */
+export function pathOf(req: IncomingMessage): string {
+  const url = req.url ?? '/';
+  const q = url.indexOf('?');
+  return q === -1 ? url : url.slice(0, q);
+}

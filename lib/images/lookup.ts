@@ -1,0 +1,173 @@
+/**
+ * Asking the backing image service what an image is, with the caller's own credentials.
+ *
+ * A lookup answers the facts the decisions need, or `null` when the caller may not see the image
+ * (404, 401, 403): the suite then lets the request go on unchanged, so the caller gets the backing
+ * service's own answer and learns nothing from the suite. Any other failure throws a 502 (503 when
+ * the service says it is unavailable): a guarded change never goes through unchecked.
+ */
+import http from 'node:http';
+import https from 'node:https';
+import type { IncomingMessage } from 'node:http';
+import { glanceError } from '../errors';
+
+/** Image statuses Glance knows. */
+export const IMAGE_STATUSES = ['queued', 'saving', 'active', 'killed', 'deleted', 'pending_delete', 'deactivated', 'uploading', 'importing'] as const;
+export type ImageStatus = (typeof IMAGE_STATUSES)[number];
+
+/** What the suite needs to know about an image. */
+export interface ImageFacts {
+  readonly id: string;
+  readonly status: string;
+  /** Bytes of image data, or null when none has been uploaded. */
+  readonly size: number | null;
+  /** MD5 of the image data (Glance's `checksum`), or null. */
+  readonly checksum: string | null;
+  /** How many locations the image has, or null when the service does not show them. */
+  readonly locations: number | null;
+}
+
+/** "What is image `id`, asked with the credentials of `req`?" `null`: not visible to that caller. */
+export type ImageLookup = (id: string, req: IncomingMessage) => Promise<ImageFacts | null>;
+
+/** Headers that carry the caller's identity; lookups forward them exactly as they came. */
+export const AUTH_HEADERS = [
+  'authorization',
+  'x-auth-token',
+  'x-service-token',
+  'x-identity-status',
+  'x-roles',
+  'x-user-id',
+  'x-user-name',
+  'x-user-domain-id',
+  'x-project-id',
+  'x-project-name',
+  'x-project-domain-id',
+  'x-tenant-id',
+  'x-domain-id',
+  'x-service-catalog',
+  'cookie',
+] as const;
+
+/** The facts of a Glance v2 image document, or null if `doc` is not one. */
+export function factsFromGlanceImage(doc: unknown): ImageFacts | null {
+  if (typeof doc !== 'object' || doc === null || Array.isArray(doc)) return null;
+  const d = doc as Record<string, unknown>;
+  if (typeof d['id'] !== 'string' || typeof d['status'] !== 'string') return null;
+  const size = typeof d['size'] === 'number' ? d['size'] : null;
+  const checksum = typeof d['checksum'] === 'string' ? d['checksum'] : null;
+  const locations = Array.isArray(d['locations']) ? d['locations'].length : null;
+  return { id: d['id'], status: d['status'], size, checksum, locations };
+}
+
+export interface HttpImageLookupOptions {
+  /** Base URL of the Glance v2 API, e.g. `http://127.0.0.1:9292` (a path prefix is kept). */
+  readonly url: string;
+  /** Milliseconds to wait for the answer. Default 10000. */
+  readonly timeout?: number;
+  /** Agent for the lookups; by default a keep-alive agent of the lookup's own. */
+  readonly agent?: http.Agent;
+}
+
+const LOOKUP_OPTIONS = new Set(['url', 'timeout', 'agent']);
+
+/** A lookup over HTTP against any Glance v2 API: `GET {url}/v2/images/{id}`. */
+export function httpImageLookup(options: HttpImageLookupOptions): ImageLookup {
+  for (const key of Object.keys(options)) {
+    if (!LOOKUP_OPTIONS.has(key)) throw new TypeError(`httpImageLookup: unknown option '${key}'`);
+  }
+  let base: URL;
+  try {
+    base = new URL(options.url);
+  } catch {
+    throw new TypeError(`httpImageLookup: option 'url' must be an absolute http(s) URL, got ${JSON.stringify(options.url)}`);
+  }
+  if (base.protocol !== 'http:' && base.protocol !== 'https:') {
+    throw new TypeError(`httpImageLookup: option 'url' must be an http(s) URL, got ${JSON.stringify(options.url)}`);
+  }
+  const timeout = options.timeout ?? 10_000;
+  if (!Number.isInteger(timeout) || timeout <= 0) throw new TypeError("httpImageLookup: option 'timeout' must be a positive integer of milliseconds");
+  const transport = base.protocol === 'https:' ? https : http;
+  const agent = options.agent ?? new transport.Agent({ keepAlive: true, maxSockets: 64 });
+  const prefix = base.pathname.replace(/\/+$/, '');
+
+  return function httpLookup(id: string, req: IncomingMessage): Promise<ImageFacts | null> {
+    const headers: Record<string, string | string[]> = { accept: 'application/json' };
+    for (const name of AUTH_HEADERS) {
+      const value = req.headers[name];
+      if (value !== undefined) headers[name] = value;
+    }
+    const requestId = req.headers['x-openstack-request-id'];
+    if (typeof requestId === 'string') headers['x-openstack-request-id'] = requestId;
+
+    return new Promise<ImageFacts | null>((resolve, reject) => {
+      const fail = (message: string, status = 502) =>
+        reject(glanceError(status, status === 503 ? 'lookup.unavailable' : 'lookup.failed', message));
+      const lookup = transport.request(
+        {
+          protocol: base.protocol,
+          hostname: base.hostname,
+          port: base.port,
+          path: `${prefix}/v2/images/${encodeURIComponent(id)}`,
+          method: 'GET',
+          headers,
+          agent,
+          timeout,
+        },
+        (res) => {
+          const status = res.statusCode ?? 0;
+          if (status === 401 || status === 403 || status === 404) {
+            res.resume();
+            resolve(null);
+            return;
+          }
+          if (status === 503) {
+            res.resume();
+            fail('The image service is unavailable, so the image status could not be checked.', 503);
+            return;
+          }
+          if (status !== 200) {
+            res.resume();
+            fail(`The image service answered ${status} when asked for the image status.`);
+            return;
+          }
+          const chunks: Buffer[] = [];
+          let length = 0;
+          res.on('data', (c: Buffer) => {
+            length += c.length;
+            if (length > 4 * 1024 * 1024) {
+              res.destroy();
+              fail('The image service sent an image document too large to be one.');
+              return;
+            }
+            chunks.push(c);
+          });
+          res.on('error', () => fail('The image service broke off its answer about the image status.'));
+          res.on('end', () => {
+            let facts: ImageFacts | null = null;
+            try {
+              facts = factsFromGlanceImage(JSON.parse(Buffer.concat(chunks).toString('utf8')));
+            } catch {
+              facts = null;
+            }
+            if (facts) resolve(facts);
+            else fail('The image service did not answer with an image document.');
+          });
+        },
+      );
+      lookup.on('timeout', () => {
+        lookup.destroy();
+        fail(`The image service did not answer within ${timeout} ms when asked for the image status.`);
+      });
+      lookup.on('error', (err: NodeJS.ErrnoException) => fail(`The image service could not be reached (${err.code ?? err.message}).`));
+      lookup.end();
+    });
+  };
+}
+
+/** Accept either a lookup function or the base URL of a Glance v2 API. */
+export function toImageLookup(option: string | ImageLookup, name: string): ImageLookup {
+  if (typeof option === 'function') return option;
+  if (typeof option === 'string') return httpImageLookup({ url: option });
+  throw new TypeError(`${name}: option 'lookup' must be a function (id, req) => Promise<ImageFacts | null> or the URL of a Glance v2 API`);
+}
