@@ -49,9 +49,11 @@ function serve(name: string, server: http.Server, host: string, listenPort: numb
       const actual = typeof address === 'object' && address ? address.port : listenPort;
       const shownHost = host.includes(':') ? `[${host}]` : host;
       process.stdout.write(`glance-edge ${name} listening on http://${shownHost}:${actual}${extra}\n`);
+      // Graceful stop: no new connections, in-flight requests finish, idle keep-alive
+      // connections are closed as they become idle; after 10 s the process exits anyway.
       const stop = () => {
         server.close(() => process.exit(0));
-        server.closeIdleConnections();
+        setInterval(() => server.closeIdleConnections(), 50).unref();
         setTimeout(() => process.exit(0), 10_000).unref();
       };
       process.once('SIGINT', stop);

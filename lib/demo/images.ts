@@ -177,7 +177,7 @@ export async function applyPatch(current: ImageRecord, ops: readonly PatchOp[], 
     if (change.op === 'remove') {
       if (BASE.has(root)) throw glanceError(403, 'image.property', `Property ${root} may not be removed.`, { afterStockSentence: true });
       if (!Object.hasOwn(record.extra, root)) throw glanceError(409, 'image.property', `Property ${root} does not exist.`, { afterStockSentence: true });
-      delete record.extra[root];
+      record.extra = Object.fromEntries(Object.entries(record.extra).filter(([name]) => name !== root));
       continue;
     }
     if (change.op === 'replace' && !BASE.has(root) && !Object.hasOwn(record.extra, root)) {

@@ -89,7 +89,9 @@ export class DiskImageStore {
     for (const sub of ['images', 'blobs', 'staging', 'tmp']) await mkdir(path.join(this.dir, sub), { recursive: true });
     await rm(path.join(this.dir, 'tmp'), { recursive: true, force: true });
     await mkdir(path.join(this.dir, 'tmp'));
-    for (const name of await readdir(path.join(this.dir, 'images'))) {
+    const names = await readdir(path.join(this.dir, 'images'));
+    const loaded: ImageRecord[] = [];
+    for (const name of names) {
       const id = name.replace(/\.json$/, '');
       if (!name.endsWith('.json') || !isImageId(id)) continue;
       const record = JSON.parse(await readFile(path.join(this.dir, 'images', name), 'utf8')) as ImageRecord;
@@ -100,8 +102,10 @@ export class DiskImageStore {
         record.locations = record.locations.filter((l) => l.url !== this.blobUrl(id));
         await this.#write(record);
       }
-      this.#images.set(id, record);
+      loaded.push(record);
     }
+    loaded.sort((a, b) => (a.created_at < b.created_at ? -1 : a.created_at > b.created_at ? 1 : 0));
+    for (const record of loaded) this.#images.set(record.id, record);
   }
 
   /** Path of the data of an uploaded image. */
@@ -122,9 +126,9 @@ export class DiskImageStore {
     return isImageId(id) ? this.#images.get(id.toLowerCase()) : undefined;
   }
 
-  /** All images, newest first (Glance's default sort). */
+  /** All images, newest first (Glance's default sort); within one second, the later created first. */
   list(): ImageRecord[] {
-    return [...this.#images.values()].sort((a, b) => (a.created_at === b.created_at ? (a.id < b.id ? 1 : -1) : a.created_at < b.created_at ? 1 : -1));
+    return [...this.#images.values()].reverse().sort((a, b) => (a.created_at === b.created_at ? 0 : a.created_at < b.created_at ? 1 : -1));
   }
 
   /** The facts the location guard needs: the in-process lookup of the demo. */

@@ -144,7 +144,7 @@ export function httpImageLookup(options: HttpImageLookupOptions): ImageLookup {
           });
           res.on('error', () => fail('The image service broke off its answer about the image status.'));
           res.on('end', () => {
-            let facts: ImageFacts | null = null;
+            let facts: ImageFacts | null;
             try {
               facts = factsFromGlanceImage(JSON.parse(Buffer.concat(chunks).toString('utf8')));
             } catch {

@@ -48,11 +48,6 @@ async function create(props: Record<string, unknown> = {}): Promise<string> {
   return (JSON.parse(res.body) as { id: string }).id;
 }
 
-async function upload(id: string, data: Buffer = FIXTURE): Promise<void> {
-  const res = await call('PUT', `/v2/images/${id}/file`, data, { 'content-type': 'application/octet-stream' });
-  expect(res.status).toBe(204);
-}
-
 /** An active image with `n` http locations (the first added to a queued image activates it). */
 async function activeWith(n: number): Promise<{ id: string; urls: string[] }> {
   const id = await create();
