@@ -100,12 +100,18 @@ export function toGlanceError(err: unknown): GlanceError {
 
 type Form = 'plain' | 'json' | 'html';
 
+const TOKEN = "[!#$%&'*+.^_`|~0-9A-Za-z-]+";
+const MEDIA_RANGE = new RegExp(`^${TOKEN}/${TOKEN}$`);
+const QVALUE = /^(0(\.[0-9]{0,3})?|1(\.0{0,3})?)$/;
+
 /**
  * webob's choice between its offers `text/html` and `application/json` (in that order): the offer
- * with the highest quality wins, ties go to the earlier offer, and no match means plain text.
+ * with the highest quality wins, ties go to the earlier offer, and no match means plain text. An
+ * `Accept` header webob cannot parse counts as accepting anything, so HTML.
  */
 export function negotiateErrorForm(accept: string | undefined): Form {
-  if (!accept) return 'plain';
+  if (accept === undefined || accept.trim() === '') return 'plain';
+  if (!acceptIsValid(accept)) return 'html';
   let html = -1;
   let htmlSpec = -1;
   let json = -1;
@@ -128,6 +134,19 @@ export function negotiateErrorForm(accept: string | undefined): Form {
   }
   if (html <= 0 && json <= 0) return 'plain';
   return html >= json ? 'html' : 'json';
+}
+
+function acceptIsValid(accept: string): boolean {
+  return accept.split(',').every((part) => {
+    if (part.trim() === '') return true;
+    const [range = '', ...params] = part.split(';').map((s) => s.trim());
+    if (!MEDIA_RANGE.test(range)) return false;
+    return params.every((p) => {
+      const eq = p.indexOf('=');
+      if (eq <= 0) return false;
+      return p.slice(0, eq).trim().toLowerCase() !== 'q' || QVALUE.test(p.slice(eq + 1).trim());
+    });
+  });
 }
 
 function specificity(range: string, type: string, subtype: string): number {

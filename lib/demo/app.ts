@@ -18,7 +18,7 @@ import { pythonJson } from '../http/json';
 import { mediaType } from '../http/media';
 import { ImageActivity } from '../locations/activity';
 import { locationGuard } from '../locations/guard';
-import { ACCEPT_PATCH, parseImagePatch, PATCH_MEDIA_TYPES } from '../locations/patch';
+import { ACCEPT_PATCH, parseImagePatch, patchDraft } from '../locations/patch';
 import { applyCreate, applyPatch, imageView, type ImageRules } from './images';
 import { DiskImageStore, timestamp, type ImageRecord } from './store';
 
@@ -163,7 +163,7 @@ export function createDemoApp(options: DemoOptions): Express {
 
   app.patch('/v2/images/:id', async (req, res) => {
     const type = mediaType(req);
-    if (PATCH_MEDIA_TYPES[type] === undefined) {
+    if (patchDraft(type) === undefined) {
       throw glanceError(415, 'request.media_type', `The request media type ${type || 'None'} is not supported by this server.`, {
         headers: { 'Accept-Patch': ACCEPT_PATCH },
       });

@@ -1,11 +1,14 @@
 import type { IncomingMessage } from 'node:http';
 
-/** The request's media type, lower-cased, without parameters (`charset` and the like). */
+/**
+ * The request's media type without parameters (`charset` and the like), as webob's
+ * `request.content_type` gives it: not lower-cased, since Glance compares it exactly.
+ */
 export function mediaType(req: IncomingMessage): string {
   const value = req.headers['content-type'];
   if (!value) return '';
   const semi = value.indexOf(';');
-  return (semi === -1 ? value : value.slice(0, semi)).trim().toLowerCase();
+  return (semi === -1 ? value : value.slice(0, semi)).trim();
 }
 
 /** The path of `req.url` without its query string. */

@@ -8,7 +8,7 @@ import { mediaType, pathOf } from '../http/media';
 import { toImageLookup, type ImageLookup } from '../images/lookup';
 import { ImageActivity, type Release } from './activity';
 import { decideLocationPatch } from './decide';
-import { locationOps, parseImagePatch, PATCH_MEDIA_TYPES } from './patch';
+import { locationOps, parseImagePatch, patchDraft } from './patch';
 
 export interface LocationGuardOptions {
   /** How to ask the backing service about an image: a lookup function, or the URL of a Glance v2 API. */
@@ -93,7 +93,7 @@ export function locationGuard(options: LocationGuardOptions) {
     if (req.method === 'PATCH') {
       const match = IMAGE_PATH.exec(path);
       const type = mediaType(req);
-      if (!match || PATCH_MEDIA_TYPES[type] === undefined) {
+      if (!match || patchDraft(type) === undefined) {
         next();
         return;
       }

@@ -10,6 +10,11 @@ export const PATCH_MEDIA_TYPES: Readonly<Record<string, 4 | 10>> = {
   'application/openstack-images-v2.1-json-patch': 10,
 };
 
+/** The JSON-patch draft of a patch media type, or undefined if `mediaType` is not one (compared exactly, as webob does). */
+export function patchDraft(mediaType: string): 4 | 10 | undefined {
+  return Object.hasOwn(PATCH_MEDIA_TYPES, mediaType) ? PATCH_MEDIA_TYPES[mediaType] : undefined;
+}
+
 export const ACCEPT_PATCH = Object.keys(PATCH_MEDIA_TYPES).sort().join(', ');
 
 export type PatchOpName = 'add' | 'remove' | 'replace';
@@ -28,14 +33,14 @@ const DEPTH: Readonly<Record<string, Partial<Record<PatchOpName, number>>>> = {
   locations: { add: 2, remove: 2, replace: 1 },
 };
 
-const READ_ONLY = new Set(['created_at', 'updated_at', 'status', 'checksum', 'os_hash_algo', 'os_hash_value', 'size', 'virtual_size', 'direct_url', 'self', 'file', 'schema', 'id']);
+const READ_ONLY = new Set(['created_at', 'updated_at', 'status', 'checksum', 'size', 'virtual_size', 'direct_url', 'self', 'file', 'schema', 'id', 'os_hash_algo', 'os_hash_value']);
 const RESERVED = new Set(['location', 'deleted', 'deleted_at']);
 
 const bad = (message: string) => glanceError(400, 'patch.invalid', message);
 
 /** Parse a patch body sent with one of {@link PATCH_MEDIA_TYPES}. Throws Glance's 400 (or 403) on a bad one. */
 export function parseImagePatch(body: Buffer, mediaType: string): PatchOp[] {
-  const draft = PATCH_MEDIA_TYPES[mediaType];
+  const draft = patchDraft(mediaType);
   if (draft === undefined) throw new TypeError(`not an image patch media type: ${mediaType}`);
   if (body.length === 0) throw bad('Body expected in request.');
   let doc: unknown;
@@ -51,10 +56,10 @@ export function parseImagePatch(body: Buffer, mediaType: string): PatchOp[] {
     const op = draft === 10 ? operationD10(change) : operationD4(change);
     const pointer = draft === 10 ? pathD10(change) : change[op];
     const path = decodePointer(pointer);
-    validatePath(op, path);
-    if (op === 'remove') return { op, path };
-    if (!Object.hasOwn(change, 'value')) throw bad(`Operation "${op}" requires a member named "value".`);
-    return { op, path, value: change['value'] };
+    validateDepth(op, path);
+    if (op !== 'remove' && !Object.hasOwn(change, 'value')) throw bad(`Operation "${op}" requires a member named "value".`);
+    validateRoot(path);
+    return op === 'remove' ? { op, path } : { op, path, value: change['value'] };
   });
 }
 
@@ -102,14 +107,22 @@ function decodePointer(pointer: unknown): string[] {
   return pointer
     .replace(/^\/+/, '')
     .split('/')
-    .map((part) => part.replace(/~1/g, '/').replace(/~0/g, '~'));
+    .map((part) => part.replace(/~1/g, '/').replace(/~0/g, '~').trim());
 }
 
-function validatePath(op: PatchOpName, path: readonly string[]): void {
+function validateDepth(op: PatchOpName, path: readonly string[]): void {
   const root = path[0] ?? '';
-  if (path.length !== (DEPTH[root]?.[op] ?? 1)) throw bad(`Invalid JSON pointer for this resource: '/${path.join('/')}'`);
+  const limits = Object.hasOwn(DEPTH, root) ? DEPTH[root] : undefined;
+  if (path.length !== (limits?.[op] ?? 1)) throw bad(`Invalid JSON pointer for this resource: '/${path.join('/')}'`);
+}
+
+/** Glance's prefix of attributes it keeps for itself. */
+export const RESERVED_NAMESPACE = 'os_glance';
+
+function validateRoot(path: readonly string[]): void {
+  const root = path[0] ?? '';
   if (READ_ONLY.has(root)) throw glanceError(403, 'patch.read_only', `Attribute '${root}' is read-only.`);
-  if (RESERVED.has(root)) throw glanceError(403, 'patch.reserved', `Attribute '${root}' is reserved.`);
+  if (RESERVED.has(root) || root.startsWith(RESERVED_NAMESPACE)) throw glanceError(403, 'patch.reserved', `Attribute '${root}' is reserved.`);
 }
 
 /** Python's `str()` of a JSON value, as Glance's messages show it. */
