@@ -20,7 +20,7 @@ import { ImageActivity } from '../locations/activity';
 import { locationGuard } from '../locations/guard';
 import { ACCEPT_PATCH, parseImagePatch, patchDraft } from '../locations/patch';
 import { applyCreate, applyPatch, imageView, type ImageRules } from './images';
-import { DiskImageStore, timestamp, type ImageRecord } from './store';
+import { DiskImageStore, timestamp, type DataFacts, type ImageRecord } from './store';
 
 export interface DemoOptions {
   /** The store the demo serves. */
@@ -199,6 +199,14 @@ export function createDemoApp(options: DemoOptions): Express {
       return store.save(touch(record, { status: to }));
     });
 
+  /** The image's data is now in its blob: record what Glance records, and the file location. */
+  const activateWithData = (id: string, facts: DataFacts) =>
+    store.exclusive(id, async () => {
+      const record = image(id);
+      const location = { url: store.blobUrl(id), metadata: {} };
+      await store.save(touch(record, { ...facts, virtual_size: facts.size, os_hash_algo: 'sha512', status: 'active', locations: [...record.locations, location] }));
+    });
+
   const requireOctetStream = (req: Request) => {
     const type = mediaType(req);
     if (type !== 'application/octet-stream') {
@@ -216,14 +224,7 @@ export function createDemoApp(options: DemoOptions): Express {
     const id = image(req.params.id).id;
     await transition(id, 'saving', requireFormats);
     try {
-      const facts = await store.writeData(req, store.blobPath(id));
-      await store.exclusive(id, async () => {
-        const record = image(id);
-        const location = { url: store.blobUrl(id), metadata: {} };
-        await store.save(
-          touch(record, { ...facts, virtual_size: facts.size, os_hash_algo: 'sha512', status: 'active', locations: [...record.locations, location] }),
-        );
-      });
+      await activateWithData(id, await store.writeData(req, store.blobPath(id)));
     } catch (err) {
       // Cut off or failed: the image waits for data again, and no partial data is kept.
       await store.exclusive(id, async () => {
@@ -265,11 +266,7 @@ export function createDemoApp(options: DemoOptions): Express {
     });
     const facts = await store.writeData(createReadStream(store.stagingPath(id)), store.blobPath(id));
     await rm(store.stagingPath(id), { force: true });
-    await store.exclusive(id, async () => {
-      const record = image(id);
-      const location = { url: store.blobUrl(id), metadata: {} };
-      await store.save(touch(record, { ...facts, virtual_size: facts.size, os_hash_algo: 'sha512', status: 'active', locations: [location] }));
-    });
+    await activateWithData(id, facts);
     res.writeHead(202, { 'Content-Length': '0' }).end();
   });
 

@@ -4,11 +4,9 @@
  */
 import { glanceError } from '../errors';
 import { locationPosition } from '../locations/decide';
-import { pyStr, type PatchOp } from '../locations/patch';
+import { checkAttribute, pyStr, type PatchOp } from '../locations/patch';
 import type { ImageLocation, ImageRecord } from './store';
 
-const READ_ONLY = new Set(['created_at', 'updated_at', 'status', 'checksum', 'os_hash_algo', 'os_hash_value', 'size', 'virtual_size', 'direct_url', 'self', 'file', 'schema']);
-const RESERVED = new Set(['location', 'deleted', 'deleted_at']);
 const BASE = new Set(['name', 'disk_format', 'container_format', 'visibility', 'protected', 'min_ram', 'min_disk', 'owner', 'os_hidden', 'tags', 'id', 'locations']);
 const VISIBILITIES = ['public', 'private', 'shared', 'community'];
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
@@ -67,11 +65,6 @@ export function checkProperty(name: string, value: unknown, rules: ImageRules): 
   }
 }
 
-function checkWritable(name: string): void {
-  if (READ_ONLY.has(name)) throw glanceError(403, 'image.read_only', `Attribute '${name}' is read-only.`);
-  if (RESERVED.has(name)) throw glanceError(403, 'image.reserved', `Attribute '${name}' is reserved.`);
-}
-
 function setProperty(record: ImageRecord, name: string, value: unknown): void {
   if (BASE.has(name)) (record as unknown as Record<string, unknown>)[name] = value;
   else record.extra[name] = value as string;
@@ -83,7 +76,7 @@ export function applyCreate(record: ImageRecord, body: unknown, rules: ImageRule
     throw glanceError(400, 'image.invalid', 'Request body must be a JSON object of image properties.');
   }
   for (const [name, value] of Object.entries(body as Record<string, unknown>)) {
-    checkWritable(name);
+    checkAttribute(name, true);
     if (name === 'locations') {
       throw glanceError(400, 'image.invalid', 'Locations cannot be given when an image is created; add them with PATCH.');
     }
@@ -173,7 +166,7 @@ export async function applyPatch(current: ImageRecord, ops: readonly PatchOp[], 
       }
       continue;
     }
-    checkWritable(root);
+    checkAttribute(root);
     if (change.op === 'remove') {
       if (BASE.has(root)) throw glanceError(403, 'image.property', `Property ${root} may not be removed.`, { afterStockSentence: true });
       if (!Object.hasOwn(record.extra, root)) throw glanceError(409, 'image.property', `Property ${root} does not exist.`, { afterStockSentence: true });
@@ -183,7 +176,6 @@ export async function applyPatch(current: ImageRecord, ops: readonly PatchOp[], 
     if (change.op === 'replace' && !BASE.has(root) && !Object.hasOwn(record.extra, root)) {
       throw glanceError(409, 'image.property', `Property ${root} does not exist.`, { afterStockSentence: true });
     }
-    if (root === 'id') throw glanceError(403, 'image.read_only', "Attribute 'id' is read-only.");
     setProperty(record, root, checkProperty(root, change.value, rules));
   }
   return { record, dropped: dropped.filter((url) => !record.locations.some((l) => l.url === url)) };

@@ -33,7 +33,8 @@ const DEPTH: Readonly<Record<string, Partial<Record<PatchOpName, number>>>> = {
   locations: { add: 2, remove: 2, replace: 1 },
 };
 
-const READ_ONLY = new Set(['created_at', 'updated_at', 'status', 'checksum', 'size', 'virtual_size', 'direct_url', 'self', 'file', 'schema', 'id', 'os_hash_algo', 'os_hash_value']);
+/** Glance's read-only image attributes. */
+export const READ_ONLY_ATTRIBUTES: ReadonlySet<string> = new Set(['created_at', 'updated_at', 'status', 'checksum', 'size', 'virtual_size', 'direct_url', 'self', 'file', 'schema', 'id', 'os_hash_algo', 'os_hash_value']);
 const RESERVED = new Set(['location', 'deleted', 'deleted_at']);
 
 const bad = (message: string) => glanceError(400, 'patch.invalid', message);
@@ -120,9 +121,13 @@ function validateDepth(op: PatchOpName, path: readonly string[]): void {
 export const RESERVED_NAMESPACE = 'os_glance';
 
 function validateRoot(path: readonly string[]): void {
-  const root = path[0] ?? '';
-  if (READ_ONLY.has(root)) throw glanceError(403, 'patch.read_only', `Attribute '${root}' is read-only.`);
-  if (RESERVED.has(root) || root.startsWith(RESERVED_NAMESPACE)) throw glanceError(403, 'patch.reserved', `Attribute '${root}' is reserved.`);
+  checkAttribute(path[0] ?? '');
+}
+
+/** Glance's 403 for writing a read-only or reserved attribute. `id` may be given when an image is created. */
+export function checkAttribute(name: string, creating = false): void {
+  if (READ_ONLY_ATTRIBUTES.has(name) && !(creating && name === 'id')) throw glanceError(403, 'patch.read_only', `Attribute '${name}' is read-only.`);
+  if (RESERVED.has(name) || name.startsWith(RESERVED_NAMESPACE)) throw glanceError(403, 'patch.reserved', `Attribute '${name}' is reserved.`);
 }
 
 /** Python's `str()` of a JSON value, as Glance's messages show it. */
