@@ -18,6 +18,8 @@ Commands:
           --port N                           port to listen on (default 9292; 0 picks a free one)
           --host H                           address to listen on (default 127.0.0.1)
           --show-multiple-locations BOOL     Glance's show_multiple_locations (default true)
+          --max-ranges N                     most ranges one download may ask for, served as
+                                             multipart/byteranges (default 1: Glance's 400)
 `;
 
 class UsageError extends Error {}
@@ -77,12 +79,26 @@ export async function main(argv: string[]): Promise<void> {
         port: { type: 'string' },
         host: { type: 'string' },
         'show-multiple-locations': { type: 'string' },
+        'max-ranges': { type: 'string' },
       },
       strict: true,
     });
     const dataDir = path.resolve(values.data ?? 'data');
     const store = await DiskImageStore.open(dataDir);
-    const app = createDemoApp({ store, showMultipleLocations: bool(values['show-multiple-locations'], 'show-multiple-locations', true) });
+    const maxRanges = Number(values['max-ranges'] ?? 1);
+    if (!Number.isInteger(maxRanges) || maxRanges < 1 || maxRanges > 1000) throw new UsageError(`--max-ranges must be a whole number from 1 to 1000, got '${values['max-ranges']}'`);
+    let legacyUses = 0;
+    const app = createDemoApp({
+      store,
+      showMultipleLocations: bool(values['show-multiple-locations'], 'show-multiple-locations', true),
+      maxRanges,
+      onLegacyRange: (use) => {
+        legacyUses += 1;
+        process.stderr.write(
+          `glance-edge demo: deprecated Content-Range request header (${legacyUses} so far) from ${JSON.stringify(use.userAgent ?? '')}: ${JSON.stringify(use.contentRange)} ${use.method} ${use.url}\n`,
+        );
+      },
+    });
     await serve('demo', http.createServer(app), values.host ?? '127.0.0.1', port(values.port, 9292), ` (data: ${dataDir})`);
     return;
   }

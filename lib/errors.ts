@@ -209,6 +209,7 @@ export function sendGlanceError(req: IncomingMessage, res: ServerResponse, error
   }
   for (const [name, value] of Object.entries(err.headers ?? {})) res.setHeader(name, value);
   res.statusCode = err.status;
+  res.statusMessage = TITLES[err.status] ?? res.statusMessage;
   res.setHeader('Content-Type', contentType);
   res.setHeader('Content-Length', Buffer.byteLength(body));
   res.end(req.method === 'HEAD' ? undefined : body);

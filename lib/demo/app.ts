@@ -7,8 +7,6 @@ import { createReadStream } from 'node:fs';
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import https from 'node:https';
 import { rm } from 'node:fs/promises';
-import type { Readable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
 import express, { type Express, type NextFunction, type Request, type Response } from 'express';
 import { glanceError, glanceErrorHandler } from '../errors';
 import { CONTAINER_FORMATS, DISK_FORMATS } from '../defaults/formats';
@@ -19,6 +17,8 @@ import { mediaType } from '../http/media';
 import { ImageActivity } from '../locations/activity';
 import { locationGuard } from '../locations/guard';
 import { ACCEPT_PATCH, parseImagePatch, patchDraft } from '../locations/patch';
+import type { LegacyUse } from '../ranges/legacy';
+import { serveImage, type ImageData } from '../ranges/serve';
 import { applyCreate, applyPatch, imageView, type ImageRules } from './images';
 import { DiskImageStore, timestamp, type DataFacts, type ImageRecord } from './store';
 
@@ -29,6 +29,10 @@ export interface DemoOptions {
   readonly showMultipleLocations?: boolean;
   /** Milliseconds to wait for an http:// location to answer. Default 10000. */
   readonly locationTimeout?: number;
+  /** Most ranges one download may ask for (multipart/byteranges). Default 1: Glance's 400 for several. */
+  readonly maxRanges?: number;
+  /** Told of every download that uses the legacy Content-Range request form. */
+  readonly onLegacyRange?: (use: LegacyUse) => void;
 }
 
 /** Glance 25's version list (the API version was not bumped for ranges). */
@@ -59,11 +63,11 @@ async function readJson(req: IncomingMessage): Promise<unknown> {
 }
 
 /** Open the bytes at an http(s) URL as a stream, or null if they are not there. */
-function openUrl(url: string, method: 'GET' | 'HEAD', timeout: number): Promise<IncomingMessage | null> {
+function openUrl(url: string, method: 'GET' | 'HEAD', timeout: number, headers: Record<string, string> = {}): Promise<IncomingMessage | null> {
   const transport = url.startsWith('https:') ? https : http;
   return new Promise((resolve) => {
-    const req = transport.request(url, { method, timeout }, (res) => {
-      if (res.statusCode === 200) resolve(res);
+    const req = transport.request(url, { method, timeout, headers }, (res) => {
+      if (res.statusCode === 200 || res.statusCode === 206) resolve(res);
       else {
         res.resume();
         resolve(null);
@@ -270,29 +274,38 @@ export function createDemoApp(options: DemoOptions): Express {
     res.writeHead(202, { 'Content-Length': '0' }).end();
   });
 
-  app.get('/v2/images/:id/file', async (req, res) => {
-    const record = image(req.params.id);
+  app.get(
+    '/v2/images/:id/file',
+    serveImage({
+      source: (req) => imageData(image((req as Request).params['id'] as string)),
+      maxRanges: options.maxRanges ?? 1,
+      deprecation: { onUse: options.onLegacyRange ?? (() => undefined) },
+    }),
+  );
+
+  /** Where the data of an image is: its file, or its first http(s) location. */
+  const imageData = (record: ImageRecord): ImageData | null => {
     const location = record.locations[0];
-    if (!location || record.size === 0) {
-      noContent(res);
-      return;
+    if (!location || record.size === null || record.size === 0) return null;
+    const base = { size: record.size, checksum: record.checksum };
+    if (location.url === store.blobUrl(record.id)) {
+      const file = store.blobPath(record.id);
+      return {
+        ...base,
+        open: (range) => ({ stream: createReadStream(file, { start: range?.start, end: range?.end, highWaterMark: 1024 * 1024 }), offset: range?.start ?? 0 }),
+      };
     }
-    let source: Readable | null;
-    if (location.url === store.blobUrl(record.id)) source = createReadStream(store.blobPath(record.id), { highWaterMark: 1024 * 1024 });
-    else source = await openUrl(location.url, 'GET', timeout);
-    if (!source) throw glanceError(503, 'image.data_unavailable', `Image data of image ${record.id} is not available at its location.`);
-    const headers: Record<string, string> = { 'Content-Type': 'application/octet-stream' };
-    if (record.checksum) headers['Content-MD5'] = record.checksum;
-    if (record.size !== null) headers['Content-Length'] = String(record.size);
-    res.writeHead(200, headers);
-    if (req.method === 'HEAD') {
-      source.destroy();
-      res.end();
-      return;
-    }
-    // pipeline destroys the source when the client goes away, and cuts the client off if the source fails.
-    await pipeline(source, res).catch(() => res.destroy());
-  });
+    return {
+      ...base,
+      open: async (range) => {
+        const res = await openUrl(location.url, 'GET', timeout, range ? { Range: `bytes=${range.start}-${range.end}` } : {});
+        if (!res) throw glanceError(503, 'image.data_unavailable', `Image data of image ${record.id} is not available at its location.`);
+        // A server that ignores Range sends the whole image (200): serveImage cuts the slice.
+        const sent = /^bytes (\d+)-/.exec(res.headers['content-range'] ?? '');
+        return { stream: res, offset: res.statusCode === 206 && sent ? Number(sent[1]) : 0 };
+      },
+    };
+  };
 
   const action = (name: 'deactivate' | 'reactivate', from: string, to: string) =>
     app.post(`/v2/images/:id/actions/${name}`, async (req, res) => {

@@ -14,6 +14,10 @@ import { glanceError } from '../errors';
 export interface GlanceEdgeRequestData {
   /** The request body exactly as the client sent it, when a middleware of the suite inspected it. */
   body?: Buffer;
+  /** The legacy `Content-Range` request header of a download, as the client sent it. */
+  legacyContentRange?: string;
+  /** The `Range` header a legacyContentRange middleware wrote from the legacy form. */
+  rangeFromLegacy?: string;
 }
 
 /** A request that may carry the suite's data. */

@@ -1,0 +1,232 @@
+/**
+ * Serving image data with ranges from any source that knows the image size and can open a byte
+ * range: a file, a store of your own, an HTTP location or upstream.
+ */
+import { randomBytes } from 'node:crypto';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { Transform, type Readable } from 'node:stream';
+import { edgeData } from '../http/body';
+import { headerValue } from '../http/media';
+import { decideRange, type ByteRange } from './decide';
+import { deprecationSignal, signalLegacy, type DeprecationOptions, type NextFunction } from './legacy';
+
+/** The bytes a source opened: a stream that starts at `offset` of the image. */
+export interface OpenedData {
+  readonly stream: Readable;
+  /**
+   * Where in the image the stream starts. A source that could not honour the range (an HTTP
+   * server that ignores `Range`) returns the whole image with offset 0: the slice is cut here.
+   */
+  readonly offset: number;
+}
+
+/** An image's data, as a source offers it. */
+export interface ImageData {
+  /** Size of the image in bytes. */
+  readonly size: number;
+  /** MD5 of the whole image (Glance's `checksum`): sent as `Content-MD5`, and the ETag when no `etag` is given. */
+  readonly checksum?: string | null;
+  /** Strong ETag (quoted); default `"<checksum>"`. */
+  readonly etag?: string | null;
+  /** Open the bytes `range` (inclusive), or the whole image when `range` is undefined. */
+  open(range?: ByteRange): OpenedData | Promise<OpenedData>;
+}
+
+export interface ServeImageOptions {
+  /**
+   * The data of the image `req` asks for: an {@link ImageData}, null when the image has no data
+   * (answered 204, as Glance answers for a queued image), or throw (e.g. a 404 GlanceError).
+   */
+  readonly source: (req: IncomingMessage) => Promise<ImageData | null> | ImageData | null;
+  /** Most ranges one request may ask for, served as `multipart/byteranges`. Default 1: Glance's 400 for several. */
+  readonly maxRanges?: number;
+  /** Deprecation signal for the legacy `Content-Range` request form; `false` to honour it silently as Glance does. */
+  readonly deprecation?: DeprecationOptions | false;
+}
+
+const OPTIONS = new Set(['source', 'maxRanges', 'deprecation']);
+
+/**
+ * Counts the bytes that pass, skipping the first `skip` and stopping after `length`: the slice of a
+ * source that sent more than asked. Fails if the source ends before `length` bytes, so a truncated
+ * answer is cut off rather than ended cleanly.
+ */
+class Slice extends Transform {
+  #skip: number;
+  #left: number;
+  readonly #onDone: () => void;
+
+  constructor(skip: number, length: number, onDone: () => void) {
+    super();
+    this.#skip = skip;
+    this.#left = length;
+    this.#onDone = onDone;
+  }
+
+  override _transform(chunk: Buffer, _encoding: BufferEncoding, done: (err?: Error | null) => void): void {
+    if (this.#left > 0) {
+      let piece = chunk;
+      if (this.#skip > 0) {
+        const skipped = Math.min(this.#skip, piece.length);
+        this.#skip -= skipped;
+        piece = piece.subarray(skipped);
+      }
+      if (piece.length > this.#left) piece = piece.subarray(0, this.#left);
+      if (piece.length > 0) {
+        this.#left -= piece.length;
+        this.push(piece);
+      }
+      if (this.#left === 0) {
+        this.push(null);
+        this.#onDone();
+      }
+    }
+    done();
+  }
+
+  override _flush(done: (err?: Error | null) => void): void {
+    done(this.#left > 0 ? new Error(`image data ended ${this.#left} bytes short`) : null);
+  }
+}
+
+/**
+ * Stream exactly `range` of the image to `res`, whatever the source sends: a source that sends
+ * more is cut to the slice and stops being read; one that ends short, or fails, rejects (the caller
+ * then cuts the connection); a client that goes away destroys the source. Ends `res` when `end`.
+ */
+async function sendRange(data: ImageData, range: ByteRange | undefined, res: ServerResponse, end: boolean): Promise<void> {
+  const start = range?.start ?? 0;
+  const length = range ? range.end - range.start + 1 : data.size;
+  const { stream, offset } = await data.open(range);
+  if (offset > start) {
+    stream.destroy();
+    throw new Error(`image source opened at ${offset}, after the asked start ${start}`);
+  }
+  await new Promise<void>((resolve, reject) => {
+    let settled = false;
+    const settle = (err?: Error) => {
+      if (settled) return;
+      settled = true;
+      res.removeListener('close', onClose);
+      if (err) {
+        stream.destroy();
+        reject(err);
+      } else resolve();
+    };
+    const onClose = () => settle(new Error('the client went away'));
+    const slice = new Slice(start - offset, length, () => {
+      // Everything needed has been read: stop reading the source.
+      stream.unpipe(slice);
+      stream.destroy();
+    });
+    stream.on('error', settle);
+    slice.on('error', settle);
+    res.on('error', settle);
+    res.on('close', onClose);
+    if (end) res.on('finish', () => settle());
+    else slice.on('end', () => settle());
+    stream.pipe(slice).pipe(res, { end });
+  });
+}
+
+/** The byte length of a multipart/byteranges body, known before it is written. */
+function multipartPlan(ranges: readonly ByteRange[], size: number) {
+  const boundary = randomBytes(12).toString('hex');
+  const heads = ranges.map(
+    (r, i) => `${i === 0 ? '' : '\r\n'}--${boundary}\r\nContent-Type: application/octet-stream\r\nContent-Range: bytes ${r.start}-${r.end}/${size}\r\n\r\n`,
+  );
+  const tail = `\r\n--${boundary}--\r\n`;
+  const length = heads.reduce((n, h) => n + Buffer.byteLength(h), 0) + ranges.reduce((n, r) => n + r.end - r.start + 1, 0) + tail.length;
+  return { boundary, heads, tail, length };
+}
+
+function write(res: ServerResponse, text: string): Promise<void> {
+  return new Promise((resolve, reject) => res.write(text, (err) => (err ? reject(err) : resolve())));
+}
+
+/**
+ * A handler that serves image data with ranges: 200 with the whole image, 206 with
+ * `Content-Range` for one range, `multipart/byteranges` for several (when enabled), Glance's 416
+ * (with `Content-Range: bytes *\/size`) and 400 texts, `Accept-Ranges: bytes`, `Content-MD5` and an
+ * ETag from the checksum, strong `If-Range`, HEAD, and the legacy `Content-Range` request form.
+ * `Content-Length` is always the bytes sent; the source is destroyed when the client goes away.
+ */
+export function serveImage(options: ServeImageOptions) {
+  if (typeof options !== 'object' || options === null) throw new TypeError('serveImage: options must be an object');
+  for (const key of Object.keys(options)) {
+    if (!OPTIONS.has(key)) throw new TypeError(`serveImage: unknown option '${key}'`);
+  }
+  if (typeof options.source !== 'function') throw new TypeError("serveImage: option 'source' must be a function (req) => ImageData | null");
+  const maxRanges = options.maxRanges ?? 1;
+  if (!Number.isInteger(maxRanges) || maxRanges < 1 || maxRanges > 1000) throw new TypeError("serveImage: option 'maxRanges' must be an integer from 1 to 1000");
+  const signal = options.deprecation === false ? null : deprecationSignal(options.deprecation ?? {}, 'serveImage');
+  const { source } = options;
+
+  async function serve(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const data = await source(req);
+    const edge = edgeData(req);
+    // The legacy form, as the client sent it (a legacyContentRange middleware may have rewritten it already).
+    let legacy = edge.legacyContentRange;
+    if (legacy === undefined && req.headers['content-range'] !== undefined) {
+      legacy = req.headers['content-range'];
+      if (signal) signalLegacy(req, res, signal);
+    }
+    if (data === null) {
+      res.writeHead(204, { 'Content-Length': '0' }).end();
+      return;
+    }
+    const etag = data.etag ?? (data.checksum ? `"${data.checksum}"` : null);
+    // A Range that a legacyContentRange middleware wrote is not the client's: judge the legacy form.
+    const rewritten = edge.rangeFromLegacy !== undefined && req.headers.range === edge.rangeFromLegacy;
+    const decision = decideRange({
+      range: rewritten ? undefined : req.headers.range,
+      contentRange: legacy,
+      ifRange: headerValue(req, 'if-range'),
+      size: data.size,
+      etag,
+      maxRanges,
+    });
+    if (decision.kind === 'error') throw decision.error;
+
+    res.setHeader('Accept-Ranges', 'bytes');
+    if (data.checksum) res.setHeader('Content-MD5', data.checksum);
+    if (etag) res.setHeader('ETag', etag);
+    const head = req.method === 'HEAD';
+
+    if (decision.kind === 'whole') {
+      res.writeHead(200, { 'Content-Type': 'application/octet-stream', 'Content-Length': String(data.size) });
+      if (head || data.size === 0) res.end();
+      else await sendRange(data, undefined, res, true);
+      return;
+    }
+    const [first] = decision.ranges;
+    if (decision.ranges.length === 1 && first) {
+      res.writeHead(206, {
+        'Content-Type': 'application/octet-stream',
+        'Content-Range': `bytes ${first.start}-${first.end}/${data.size}`,
+        'Content-Length': String(first.end - first.start + 1),
+      });
+      if (head) res.end();
+      else await sendRange(data, first, res, true);
+      return;
+    }
+    const plan = multipartPlan(decision.ranges, data.size);
+    res.writeHead(206, { 'Content-Type': `multipart/byteranges; boundary=${plan.boundary}`, 'Content-Length': String(plan.length) });
+    if (head) {
+      res.end();
+      return;
+    }
+    for (const [i, range] of decision.ranges.entries()) {
+      await write(res, plan.heads[i] as string);
+      await sendRange(data, range, res, false);
+    }
+    res.end(plan.tail);
+  }
+
+  return function serveImage(req: IncomingMessage, res: ServerResponse, next: NextFunction): void {
+    serve(req, res).catch((err: unknown) => {
+      if (res.headersSent) res.destroy();
+      else next(err);
+    });
+  };
+}
