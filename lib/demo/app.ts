@@ -7,6 +7,7 @@ import { createReadStream } from 'node:fs';
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import https from 'node:https';
 import { rm } from 'node:fs/promises';
+import { isDeepStrictEqual } from 'node:util';
 import express, { type Express, type NextFunction, type Request, type Response } from 'express';
 import { glanceError, glanceErrorHandler } from '../errors';
 import { CONTAINER_FORMATS, DISK_FORMATS } from '../defaults/formats';
@@ -175,9 +176,11 @@ export function createDemoApp(options: DemoOptions): Express {
     const ops = parseImagePatch(await inspectBody(req, JSON_LIMIT), type);
     const id = image(req.params.id).id;
     const { record, dropped } = await store.exclusive(id, async () => {
-      const result = await applyPatch(image(id), ops, rules);
-      const saved = await store.save(touch(result.record, {}));
-      return { record: saved, dropped: result.dropped };
+      const current = image(id);
+      const result = await applyPatch(current, ops, rules);
+      // Like Glance, a patch that changes nothing does not touch the image (nor updated_at).
+      if (isDeepStrictEqual(result.record, current)) return { record: current, dropped: [] };
+      return { record: await store.save(touch(result.record, {})), dropped: result.dropped };
     });
     // Glance deletes the data at a location that is removed from the image.
     if (dropped.includes(store.blobUrl(id))) await rm(store.blobPath(id), { force: true });
