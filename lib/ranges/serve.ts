@@ -163,14 +163,15 @@ export function serveImage(options: ServeImageOptions) {
   const { source } = options;
 
   async function serve(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const data = await source(req);
     const edge = edgeData(req);
-    // The legacy form, as the client sent it (a legacyContentRange middleware may have rewritten it already).
+    // The legacy form, as the client sent it (a legacyContentRange middleware may have rewritten it
+    // already). Signalled first, so that every answer to it, errors included, carries the signal.
     let legacy = edge.legacyContentRange;
     if (legacy === undefined && req.headers['content-range'] !== undefined) {
       legacy = req.headers['content-range'];
       if (signal) signalLegacy(req, res, signal);
     }
+    const data = await source(req);
     if (data === null) {
       res.writeHead(204, { 'Content-Length': '0' }).end();
       return;
