@@ -233,10 +233,12 @@ export function createDemoApp(options: DemoOptions): Express {
     try {
       await activateWithData(id, await store.writeData(req, store.blobPath(id)));
     } catch (err) {
-      // Cut off or failed: the image waits for data again, and no partial data is kept.
+      // Cut off or failed: the image waits for data again, and no partial data is kept. If the
+      // image was deleted meanwhile, its data goes too.
       await store.exclusive(id, async () => {
         const record = store.get(id);
-        if (record?.status === 'saving') await store.save(touch(record, { status: 'queued' }));
+        if (!record) await rm(store.blobPath(id), { force: true });
+        else if (record.status === 'saving') await store.save(touch(record, { status: 'queued' }));
       });
       throw err;
     }
