@@ -24,3 +24,4 @@ export { DEFAULT_DEPRECATION_LINK, legacyContentRange } from './ranges/legacy';
 export type { DeprecationOptions, LegacyUse } from './ranges/legacy';
 export { serveImage } from './ranges/serve';
 export type { ImageData, OpenedData, ServeImageOptions } from './ranges/serve';
+export { FileCache } from './ranges/file';

@@ -19,6 +19,7 @@ import { ImageActivity } from '../locations/activity';
 import { locationGuard } from '../locations/guard';
 import { ACCEPT_PATCH, parseImagePatch, patchDraft } from '../locations/patch';
 import type { LegacyUse } from '../ranges/legacy';
+import { FileCache } from '../ranges/file';
 import { serveImage, type ImageData } from '../ranges/serve';
 import { applyCreate, applyPatch, imageView, type ImageRules } from './images';
 import { DiskImageStore, timestamp, type DataFacts, type ImageRecord } from './store';
@@ -94,6 +95,12 @@ export function createDemoApp(options: DemoOptions): Express {
     },
   };
   const activity = new ImageActivity();
+  /** Image files stay open between downloads; a file is forgotten when its data goes. */
+  const files = new FileCache();
+  const dropData = async (id: string) => {
+    files.forget(store.blobPath(id));
+    await rm(store.blobPath(id), { force: true });
+  };
   const app = express();
   app.disable('x-powered-by');
   app.set('etag', false);
@@ -183,7 +190,7 @@ export function createDemoApp(options: DemoOptions): Express {
       return { record: await store.save(touch(result.record, {})), dropped: result.dropped };
     });
     // Glance deletes the data at a location that is removed from the image.
-    if (dropped.includes(store.blobUrl(id))) await rm(store.blobPath(id), { force: true });
+    if (dropped.includes(store.blobUrl(id))) await dropData(id);
     sendJson(res, 200, imageView(record));
   });
 
@@ -192,6 +199,7 @@ export function createDemoApp(options: DemoOptions): Express {
     if (!record) throw glanceError(404, 'image.not_found', `Failed to find image ${req.params.id} to delete`);
     if (record.protected) throw glanceError(403, 'image.protected', `Image ${record.id} is protected and cannot be deleted.`);
     await store.exclusive(record.id, () => store.delete(record.id));
+    files.forget(store.blobPath(record.id));
     noContent(res);
   });
 
@@ -237,7 +245,7 @@ export function createDemoApp(options: DemoOptions): Express {
       // image was deleted meanwhile, its data goes too.
       await store.exclusive(id, async () => {
         const record = store.get(id);
-        if (!record) await rm(store.blobPath(id), { force: true });
+        if (!record) await dropData(id);
         else if (record.status === 'saving') await store.save(touch(record, { status: 'queued' }));
       });
       throw err;
@@ -293,13 +301,7 @@ export function createDemoApp(options: DemoOptions): Express {
     const location = record.locations[0];
     if (!location || record.size === null || record.size === 0) return null;
     const base = { size: record.size, checksum: record.checksum };
-    if (location.url === store.blobUrl(record.id)) {
-      const file = store.blobPath(record.id);
-      return {
-        ...base,
-        open: (range) => ({ stream: createReadStream(file, { start: range?.start, end: range?.end, highWaterMark: 1024 * 1024 }), offset: range?.start ?? 0 }),
-      };
-    }
+    if (location.url === store.blobUrl(record.id)) return files.data(store.blobPath(record.id), record.size, record.checksum);
     return {
       ...base,
       open: async (range) => {

@@ -4,7 +4,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { Transform, type Readable } from 'node:stream';
+import type { Readable } from 'node:stream';
 import { edgeData } from '../http/body';
 import { headerValue } from '../http/media';
 import { decideRange, type ByteRange } from './decide';
@@ -18,6 +18,8 @@ export interface OpenedData {
    * server that ignores `Range`) returns the whole image with offset 0: the slice is cut here.
    */
   readonly offset: number;
+  /** Called with each chunk of `stream` once its bytes have been handed to the socket, to reuse its memory. */
+  readonly recycle?: (chunk: Buffer) => void;
 }
 
 /** An image's data, as a source offers it. */
@@ -47,58 +49,18 @@ export interface ServeImageOptions {
 const OPTIONS = new Set(['source', 'maxRanges', 'deprecation']);
 
 /**
- * Counts the bytes that pass, skipping the first `skip` and stopping after `length`: the slice of a
- * source that sent more than asked. Fails if the source ends before `length` bytes, so a truncated
- * answer is cut off rather than ended cleanly.
- */
-class Slice extends Transform {
-  #skip: number;
-  #left: number;
-  readonly #onDone: () => void;
-
-  constructor(skip: number, length: number, onDone: () => void) {
-    super();
-    this.#skip = skip;
-    this.#left = length;
-    this.#onDone = onDone;
-  }
-
-  override _transform(chunk: Buffer, _encoding: BufferEncoding, done: (err?: Error | null) => void): void {
-    if (this.#left > 0) {
-      let piece = chunk;
-      if (this.#skip > 0) {
-        const skipped = Math.min(this.#skip, piece.length);
-        this.#skip -= skipped;
-        piece = piece.subarray(skipped);
-      }
-      if (piece.length > this.#left) piece = piece.subarray(0, this.#left);
-      if (piece.length > 0) {
-        this.#left -= piece.length;
-        this.push(piece);
-      }
-      if (this.#left === 0) {
-        this.push(null);
-        this.#onDone();
-      }
-    }
-    done();
-  }
-
-  override _flush(done: (err?: Error | null) => void): void {
-    done(this.#left > 0 ? new Error(`image data ended ${this.#left} bytes short`) : null);
-  }
-}
-
-/**
- * Stream exactly `range` of the image to `res`, whatever the source sends: a source that sends
- * more is cut to the slice and stops being read; one that ends short, or fails, rejects (the caller
- * then cuts the connection); a client that goes away destroys the source. Ends `res` when `end`.
+ * Stream exactly `range` of the image to `res`, whatever the source sends: the bytes before the
+ * range are skipped and the source is no longer read (it is destroyed) once the range is sent, so
+ * a source that ignores ranges costs only what it takes to reach the slice's end. A source that
+ * ends short or fails rejects (the caller then cuts the connection, never ending a truncated body
+ * cleanly); a client that goes away destroys the source. Ends `res` when `end`.
  */
 async function sendRange(data: ImageData, range: ByteRange | undefined, res: ServerResponse, end: boolean): Promise<void> {
   const start = range?.start ?? 0;
-  const length = range ? range.end - range.start + 1 : data.size;
-  const { stream, offset } = await data.open(range);
-  if (offset > start) {
+  let left = range ? range.end - range.start + 1 : data.size;
+  const { stream, offset, recycle } = await data.open(range);
+  let skip = start - offset;
+  if (skip < 0) {
     stream.destroy();
     throw new Error(`image source opened at ${offset}, after the asked start ${start}`);
   }
@@ -107,25 +69,38 @@ async function sendRange(data: ImageData, range: ByteRange | undefined, res: Ser
     const settle = (err?: Error) => {
       if (settled) return;
       settled = true;
+      stream.removeListener('data', onData);
       res.removeListener('close', onClose);
-      if (err) {
-        stream.destroy();
-        reject(err);
-      } else resolve();
+      res.removeListener('drain', onDrain);
+      stream.destroy();
+      if (err) reject(err);
+      else if (end) res.end(() => resolve());
+      else resolve();
     };
     const onClose = () => settle(new Error('the client went away'));
-    const slice = new Slice(start - offset, length, () => {
-      // Everything needed has been read: stop reading the source.
-      stream.unpipe(slice);
-      stream.destroy();
-    });
-    stream.on('error', settle);
-    slice.on('error', settle);
-    res.on('error', settle);
+    const onDrain = () => stream.resume();
+    const onData = (chunk: Buffer) => {
+      let piece = chunk;
+      if (skip > 0) {
+        const skipped = Math.min(skip, piece.length);
+        skip -= skipped;
+        piece = piece.subarray(skipped);
+      }
+      if (piece.length > left) piece = piece.subarray(0, left);
+      if (piece.length === 0) {
+        recycle?.(chunk);
+        return;
+      }
+      left -= piece.length;
+      const more = res.write(piece, recycle && (() => recycle(chunk)));
+      if (left === 0) settle();
+      else if (!more) stream.pause();
+    };
+    stream.on('data', onData);
+    stream.on('end', () => settle(left > 0 ? new Error(`image data ended ${left} bytes short`) : undefined));
+    stream.on('error', (err: Error) => settle(err));
     res.on('close', onClose);
-    if (end) res.on('finish', () => settle());
-    else slice.on('end', () => settle());
-    stream.pipe(slice).pipe(res, { end });
+    res.on('drain', onDrain);
   });
 }
 
