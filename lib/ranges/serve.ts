@@ -73,9 +73,13 @@ async function sendRange(data: ImageData, range: ByteRange | undefined, res: Ser
       res.removeListener('close', onClose);
       res.removeListener('drain', onDrain);
       stream.destroy();
-      if (err) reject(err);
-      else if (end) res.end(() => resolve());
-      else resolve();
+      if (err) {
+        reject(err);
+        return;
+      }
+      // Not waiting for 'finish': it never comes if the client leaves during the last flush.
+      if (end) res.end();
+      resolve();
     };
     const onClose = () => settle(new Error('the client went away'));
     const onDrain = () => stream.resume();
