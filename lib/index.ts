@@ -18,7 +18,7 @@ export { createDemoApp } from './demo/app';
 export type { DemoOptions } from './demo/app';
 export { DiskImageStore } from './demo/store';
 export type { ImageLocation, ImageRecord } from './demo/store';
-export { decideRange, legacyToRange, parseByteRanges, unsatisfiable } from './ranges/decide';
+export { decideRange, legacyToRange, parseByteRanges, tooManyRanges, unsatisfiable } from './ranges/decide';
 export type { ByteRange, ParsedRanges, RangeDecision, RangeRequest } from './ranges/decide';
 export { DEFAULT_DEPRECATION_LINK, legacyContentRange } from './ranges/legacy';
 export type { DeprecationOptions, LegacyUse } from './ranges/legacy';

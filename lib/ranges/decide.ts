@@ -140,14 +140,25 @@ export function parseByteRanges(header: string, size: number): ParsedRanges {
   return { ranges: parsed.map(({ start, end }) => ({ start, end })) };
 }
 
-function decideMultiple(header: string, size: number, maxRanges: number): RangeDecision {
-  // Refused before any parsing, so a header with thousands of ranges costs nothing.
+/**
+ * The refusal of a `Range` header that asks for more than `maxRanges` ranges (when several are
+ * served at all), found by counting commas: it needs neither the image nor any parsing, so a header
+ * with thousands of ranges costs nothing.
+ */
+export function tooManyRanges(header: string | undefined, maxRanges: number): GlanceError | null {
+  if (header === undefined || maxRanges <= 1) return null;
   let commas = 0;
   for (let i = header.indexOf(','); i !== -1; i = header.indexOf(',', i + 1)) {
     if (++commas >= maxRanges) {
-      return fail(glanceError(400, 'range.too_many', `Too many ranges in the Range header: at most ${maxRanges} are served in one request.`));
+      return glanceError(400, 'range.too_many', `Too many ranges in the Range header: at most ${maxRanges} are served in one request.`);
     }
   }
+  return null;
+}
+
+function decideMultiple(header: string, size: number, maxRanges: number): RangeDecision {
+  const tooMany = tooManyRanges(header, maxRanges);
+  if (tooMany) return fail(tooMany);
   const parsed = parseByteRanges(header, size);
   if (parsed === 'malformed') return fail(unsatisfiable('Invalid Range header.', size));
   if (parsed === 'unsatisfiable') return fail(startError('Range', size));

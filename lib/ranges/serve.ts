@@ -7,7 +7,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Readable } from 'node:stream';
 import { edgeData } from '../http/body';
 import { headerValue } from '../http/media';
-import { decideRange, type ByteRange } from './decide';
+import { decideRange, tooManyRanges, type ByteRange } from './decide';
 import { deprecationSignal, signalLegacy, type DeprecationOptions, type NextFunction } from './legacy';
 
 /** The bytes a source opened: a stream that starts at `offset` of the image. */
@@ -150,6 +150,9 @@ export function serveImage(options: ServeImageOptions) {
       legacy = req.headers['content-range'];
       if (signal) signalLegacy(req, res, signal);
     }
+    // Refused before the image is even looked up.
+    const tooMany = tooManyRanges(req.headers.range, maxRanges);
+    if (tooMany) throw tooMany;
     const data = await source(req);
     if (data === null) {
       res.writeHead(204, { 'Content-Length': '0' }).end();
