@@ -76,19 +76,21 @@ function decideRangeHeader(header: string, size: number, maxRanges: number): Ran
   const invalid = () => fail(unsatisfiable('Invalid Range header.', size));
   if (!m) return invalid();
   const [, first = '', last = ''] = m;
+  // Compared as exact integers, as Glance (Python) does: digits past 2^53 must not round.
+  const total = BigInt(size);
   if (first === '') {
     // A suffix: the last N bytes, or the whole image when N is larger. `bytes=-0` asks for no
     // byte at all, which RFC 9110 calls unsatisfiable (Glance sends the whole image).
     if (last === '') return invalid();
-    const n = Number(last);
-    if (n === 0) return invalid();
-    return n < size ? partial(size - n, size - 1) : partial(0, size - 1);
+    const n = BigInt(last);
+    if (n === 0n) return invalid();
+    return n < total ? partial(size - Number(n), size - 1) : partial(0, size - 1);
   }
-  const start = Number(first);
-  const end = last === '' ? Infinity : Number(last);
-  if (start > end) return invalid();
-  if (start >= size) return fail(startError('Range', size));
-  return partial(start, Math.min(end, size - 1));
+  const start = BigInt(first);
+  const end = last === '' ? null : BigInt(last);
+  if (end !== null && start > end) return invalid();
+  if (start >= total) return fail(startError('Range', size));
+  return partial(Number(start), end === null || end >= total ? size - 1 : Number(end));
 }
 
 function startError(header: string, size: number): GlanceError {
@@ -100,19 +102,18 @@ function decideLegacy(header: string, size: number): RangeDecision {
   const m = LEGACY.exec(header);
   // `bytes */32` names no bytes: Glance fails with a 500 on it; it is simply invalid here.
   if (!m || m[1] === undefined || m[2] === undefined) return invalid();
-  const start = Number(m[1]);
-  const stop = Number(m[2]) + 1; // exclusive, as webob counts
-  const length = m[3] === undefined ? null : Number(m[3]);
+  const start = BigInt(m[1]);
+  const stop = BigInt(m[2]) + 1n; // exclusive, as webob counts
+  const length = m[3] === undefined ? null : BigInt(m[3]);
+  const total = BigInt(size);
   // webob's rules for a valid Content-Range, including the stated length when there is one.
   if (start >= stop) return invalid();
   if (length !== null && (stop > length || start >= length)) return invalid();
-  if (stop > size) {
-    if (length === null || start < size) {
-      return fail(unsatisfiable(`Invalid stop position in Content-Range header. The stop position MUST be in the inclusive range [0, ${size - 1}].`, size));
-    }
+  if (stop > total && (length === null || start < total)) {
+    return fail(unsatisfiable(`Invalid stop position in Content-Range header. The stop position MUST be in the inclusive range [0, ${size - 1}].`, size));
   }
-  if (start >= size) return fail(startError('Content-Range', size));
-  return partial(start, stop - 1);
+  if (start >= total) return fail(startError('Content-Range', size));
+  return partial(Number(start), Number(stop) - 1);
 }
 
 /** The result of range-parser, its raw codes wrapped once. */
@@ -168,6 +169,6 @@ function decideMultiple(header: string, size: number, maxRanges: number): RangeD
 /** Parse a legacy `Content-Range` request header into the `Range` header it stands for, if it is one. */
 export function legacyToRange(header: string): string | null {
   const m = LEGACY.exec(header);
-  if (!m || m[1] === undefined || m[2] === undefined || Number(m[1]) > Number(m[2])) return null;
-  return `bytes=${Number(m[1])}-${Number(m[2])}`;
+  if (!m || m[1] === undefined || m[2] === undefined || BigInt(m[1]) > BigInt(m[2])) return null;
+  return `bytes=${BigInt(m[1])}-${BigInt(m[2])}`;
 }

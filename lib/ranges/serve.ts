@@ -150,8 +150,8 @@ export function serveImage(options: ServeImageOptions) {
       legacy = req.headers['content-range'];
       if (signal) signalLegacy(req, res, signal);
     }
-    // Refused before the image is even looked up.
-    const tooMany = tooManyRanges(req.headers.range, maxRanges);
+    // Refused before the image is even looked up, unless an If-Range may make the Range moot.
+    const tooMany = req.headers['if-range'] === undefined ? tooManyRanges(req.headers.range, maxRanges) : null;
     if (tooMany) throw tooMany;
     const data = await source(req);
     if (data === null) {
