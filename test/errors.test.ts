@@ -3,6 +3,7 @@
  * The expected bodies below are answers recorded from Glance 25.1.0, written out literally.
  */
 import express from 'express';
+import { rawBody } from './helpers/http';
 import createError from 'http-errors';
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import net, { type AddressInfo } from 'node:net';
@@ -19,14 +20,6 @@ import {
 
 type Handler = (req: IncomingMessage, res: ServerResponse) => void;
 
-/** Collect the response body as the exact bytes that came over the wire. */
-function rawBody(res: unknown, callback: (err: Error | null, body: Buffer) => void): void {
-  const stream = res as NodeJS.ReadableStream;
-  const chunks: Buffer[] = [];
-  stream.on('data', (chunk: Buffer) => chunks.push(chunk));
-  stream.on('end', () => callback(null, Buffer.concat(chunks)));
-  stream.on('error', (err: Error) => callback(err, Buffer.concat(chunks)));
-}
 
 const QUEUED = "It's not allowed to remove locations if image status is queued.";
 const PLAIN_409 = "409 Conflict\n\nIt's not allowed to remove locations if image status is queued.\n\n   ";

@@ -4,8 +4,7 @@
  * that the next handler gets the client's body byte for byte.
  */
 import express from 'express';
-// @ts-expect-error -- express4 is an npm alias of express@4 and ships no types; its API is the one @types/express describes.
-import express4Untyped from 'express4';
+import { express4, rawBody } from '../helpers/http';
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import request from 'supertest';
@@ -14,7 +13,6 @@ import { httpImageLookup, type ImageFacts, type ImageLookup } from '../../lib/im
 import { ImageActivity } from '../../lib/locations/activity';
 import { locationGuard, type LocationGuardOptions } from '../../lib/locations/guard';
 
-const express4 = express4Untyped as typeof express;
 
 const V21 = 'application/openstack-images-v2.1-json-patch';
 const V20 = 'application/openstack-images-v2.0-json-patch';
@@ -28,14 +26,6 @@ const conflictText = (verb: string, status: string) => plain('409 Conflict', `It
 // ---------------------------------------------------------------------------------------------
 // Plumbing
 
-/** Collect the response body as the exact bytes that came over the wire. */
-function rawBody(res: unknown, callback: (err: Error | null, body: Buffer) => void): void {
-  const stream = res as NodeJS.ReadableStream;
-  const chunks: Buffer[] = [];
-  stream.on('data', (chunk: Buffer) => chunks.push(chunk));
-  stream.on('end', () => callback(null, Buffer.concat(chunks)));
-  stream.on('error', (err: Error) => callback(err, Buffer.concat(chunks)));
-}
 
 interface Deferred<T> {
   promise: Promise<T>;

@@ -5,8 +5,7 @@
  * body ended cleanly or the connection was cut.
  */
 import express from 'express';
-// @ts-expect-error -- express4 is an npm alias of express@4 and ships no types; its API is the one @types/express describes.
-import express4Untyped from 'express4';
+import { express4 } from '../helpers/http';
 import { createHash } from 'node:crypto';
 import { createReadStream, mkdtempSync, readdirSync, readlinkSync, rmSync, writeFileSync, type ReadStream } from 'node:fs';
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
@@ -19,7 +18,6 @@ import type { ByteRange } from '../../lib/ranges/decide';
 import { DEFAULT_DEPRECATION_LINK, legacyContentRange, type DeprecationOptions, type LegacyUse } from '../../lib/ranges/legacy';
 import { serveImage, type ImageData, type ServeImageOptions } from '../../lib/ranges/serve';
 
-const express4 = express4Untyped as typeof express;
 
 const FIXTURE = Buffer.from('0123456789abcdefghijklmnopqrstuv');
 const MD5 = createHash('md5').update(FIXTURE).digest('hex');

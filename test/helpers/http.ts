@@ -1,0 +1,16 @@
+/** Small pieces shared by the middleware tests. */
+import express from 'express';
+// @ts-expect-error -- express4 is an npm alias of express@4 and ships no types; its API is the one @types/express describes.
+import express4Untyped from 'express4';
+
+/** Express 4, to check that the middlewares work mounted in an Express 4 app too. */
+export const express4 = express4Untyped as typeof express;
+
+/** Collect a supertest response body as the exact bytes that came over the wire. */
+export function rawBody(res: unknown, callback: (err: Error | null, body: Buffer) => void): void {
+  const stream = res as NodeJS.ReadableStream;
+  const chunks: Buffer[] = [];
+  stream.on('data', (chunk: Buffer) => chunks.push(chunk));
+  stream.on('end', () => callback(null, Buffer.concat(chunks)));
+  stream.on('error', (err: Error) => callback(err, Buffer.concat(chunks)));
+}
