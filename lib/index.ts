@@ -25,3 +25,19 @@ export type { DeprecationOptions, LegacyUse } from './ranges/legacy';
 export { serveImage } from './ranges/serve';
 export type { ImageData, OpenedData, ServeImageOptions } from './ranges/serve';
 export { FileCache } from './ranges/file';
+export { imageFormats, resolveFormats } from './defaults/middleware';
+export type { FormatListOption, ImageFormatsOptions } from './defaults/middleware';
+export {
+  HYPERVISOR_NAMESPACE,
+  mergeValues,
+  METADEF_NAMESPACE_SCHEMA,
+  METADEF_PROPERTY_SCHEMA,
+  namespaceDocument,
+  propertiesDocument,
+  propertyDocument,
+  VZ_DESCRIPTION,
+  withVz,
+} from './defaults/metadefs';
+export type { MetadefNamespace, MetadefProperty } from './defaults/metadefs';
+export { formatAllowed, formatError, pformat } from './defaults/validate';
+export type { FormatField } from './defaults/validate';

@@ -11,6 +11,16 @@ import { isDeepStrictEqual } from 'node:util';
 import express, { type Express, type NextFunction, type Request, type Response } from 'express';
 import { glanceError, glanceErrorHandler } from '../errors';
 import { CONTAINER_FORMATS, DISK_FORMATS } from '../defaults/formats';
+import { imageFormats, resolveFormats, type FormatListOption } from '../defaults/middleware';
+import {
+  HYPERVISOR_NAMESPACE,
+  METADEF_NAMESPACE_SCHEMA,
+  METADEF_PROPERTY_SCHEMA,
+  namespaceDocument,
+  propertiesDocument,
+  propertyDocument,
+  type MetadefNamespace,
+} from '../defaults/metadefs';
 import { imageSchema, imagesSchema } from '../defaults/schemas';
 import { inspectBody } from '../http/body';
 import { pythonJson } from '../http/json';
@@ -35,6 +45,10 @@ export interface DemoOptions {
   readonly maxRanges?: number;
   /** Told of every download that uses the legacy Content-Range request form. */
   readonly onLegacyRange?: (use: LegacyUse) => void;
+  /** The disk formats: the whole list, or { add, remove } against Glance's defaults. */
+  readonly diskFormats?: FormatListOption;
+  /** The container formats: the whole list, or { add, remove } against Glance's defaults. */
+  readonly containerFormats?: FormatListOption;
 }
 
 /** Glance 25's version list (the API version was not bumped for ranges). */
@@ -42,8 +56,8 @@ const VERSIONS = ['v2.15', 'v2.9', 'v2.7', 'v2.6', 'v2.5', 'v2.4', 'v2.3', 'v2.2
 
 const JSON_LIMIT = 1024 * 1024;
 
-function sendJson(res: ServerResponse, status: number, doc: unknown, headers: Record<string, string> = {}): void {
-  const body = pythonJson(doc);
+function sendJson(res: ServerResponse, status: number, doc: unknown, headers: Record<string, string> = {}, ascii = true): void {
+  const body = pythonJson(doc, ascii);
   res.writeHead(status, { ...headers, 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(body) });
   res.end(body);
 }
@@ -86,8 +100,8 @@ export function createDemoApp(options: DemoOptions): Express {
   const { store } = options;
   const timeout = options.locationTimeout ?? 10_000;
   const rules: ImageRules = {
-    diskFormats: DISK_FORMATS,
-    containerFormats: CONTAINER_FORMATS,
+    diskFormats: resolveFormats(options.diskFormats, DISK_FORMATS, 'diskFormats'),
+    containerFormats: resolveFormats(options.containerFormats, CONTAINER_FORMATS, 'containerFormats'),
     sizeAt: async (url) => {
       const res = await openUrl(url, 'HEAD', timeout);
       const length = Number(res?.headers['content-length']);
@@ -118,6 +132,7 @@ export function createDemoApp(options: DemoOptions): Express {
       activity,
     }),
   );
+  app.use(imageFormats({ diskFormats: rules.diskFormats, containerFormats: rules.containerFormats }));
 
   const versions = (req: Request) => {
     const href = `${req.protocol}://${req.get('host') ?? '127.0.0.1'}/v2/`;
@@ -127,6 +142,30 @@ export function createDemoApp(options: DemoOptions): Express {
   app.get('/versions', (req, res) => sendJson(res, 200, versions(req)));
   app.get('/v2/schemas/image', (_req, res) => sendJson(res, 200, imageSchema(rules)));
   app.get('/v2/schemas/images', (_req, res) => sendJson(res, 200, imagesSchema(rules)));
+
+  // Metadefs: the shipped OS::Compute::Hypervisor namespace, as Glance serves a loaded one.
+  const loadedAt = timestamp();
+  const namespace = (name: string): MetadefNamespace | null => (name === HYPERVISOR_NAMESPACE.namespace ? HYPERVISOR_NAMESPACE : null);
+  const metadefs = (res: ServerResponse, doc: unknown) => sendJson(res, 200, doc, {}, false);
+  app.get('/v2/schemas/metadefs/namespace', (_req, res) => metadefs(res, METADEF_NAMESPACE_SCHEMA));
+  app.get('/v2/schemas/metadefs/property', (_req, res) => metadefs(res, METADEF_PROPERTY_SCHEMA));
+  app.get('/v2/metadefs/namespaces/:ns', (req, res) => {
+    const ns = namespace(req.params.ns);
+    if (!ns) throw glanceError(404, 'metadef.not_found', `Metadata definition namespace=${req.params.ns} was not found.`);
+    metadefs(res, namespaceDocument(ns, loadedAt));
+  });
+  app.get('/v2/metadefs/namespaces/:ns/properties', (req, res) => {
+    const ns = namespace(req.params.ns);
+    if (!ns) throw glanceError(404, 'metadef.not_found', `Namespace ${req.params.ns} not found`);
+    metadefs(res, propertiesDocument(ns));
+  });
+  app.get('/v2/metadefs/namespaces/:ns/properties/:name', (req, res) => {
+    const ns = namespace(req.params.ns);
+    if (!ns) throw glanceError(404, 'metadef.not_found', `Metadata definition namespace=${req.params.ns} was not found.`);
+    const doc = propertyDocument(ns, req.params.name);
+    if (!doc) throw glanceError(404, 'metadef.not_found', `Could not find property ${req.params.name}`);
+    metadefs(res, doc);
+  });
 
   const image = (id: string): ImageRecord => {
     const record = store.get(id);

@@ -4,6 +4,7 @@
  */
 import { glanceError } from '../errors';
 import { locationPosition } from '../locations/decide';
+import { formatAllowed, formatError, type FormatField } from '../defaults/validate';
 import { checkAttribute, pyStr, type PatchOp } from '../locations/patch';
 import type { ImageLocation, ImageRecord } from './store';
 
@@ -25,10 +26,8 @@ const pyValue = (v: unknown) => (typeof v === 'string' ? `'${v}'` : pyStr(v));
 
 /** Check one top-level property value as Glance's image schema does; returns the value to store. */
 export function checkProperty(name: string, value: unknown, rules: ImageRules): unknown {
-  const enumOf = (list: readonly string[]) => {
-    if (value !== null && (typeof value !== 'string' || !list.includes(value))) {
-      throw schemaError(`${pyValue(value)} is not one of ${pyList([null, ...list])}`);
-    }
+  const format = (field: FormatField, list: readonly string[]) => {
+    if (!formatAllowed(value, list)) throw formatError(field, value, list);
     return value;
   };
   const typed = (ok: boolean, type: string) => {
@@ -37,9 +36,8 @@ export function checkProperty(name: string, value: unknown, rules: ImageRules): 
   };
   switch (name) {
     case 'disk_format':
-      return enumOf(rules.diskFormats);
     case 'container_format':
-      return enumOf(rules.containerFormats);
+      return format(name, name === 'disk_format' ? rules.diskFormats : rules.containerFormats);
     case 'visibility':
       if (typeof value !== 'string' || !VISIBILITIES.includes(value)) throw schemaError(`${pyValue(value)} is not one of ${pyList(VISIBILITIES)}`);
       return value;

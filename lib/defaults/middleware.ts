@@ -1,0 +1,105 @@
+/**
+ * The image format lists (`ploop` among the disk formats by default) enforced in front of any image
+ * service: `POST /v2/images` and a PATCH that sets `/disk_format` or `/container_format` to a value
+ * outside the lists get Glance's 400. The body reaches the next handler byte for byte.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { inspectBody } from '../http/body';
+import { mediaType, pathOf } from '../http/media';
+import { parseImagePatch, patchDraft } from '../locations/patch';
+import { CONTAINER_FORMATS, DISK_FORMATS } from './formats';
+import { formatAllowed, formatError, type FormatField } from './validate';
+
+/** A format list: the whole list, or values to add to and remove from Glance's defaults. */
+export type FormatListOption = readonly string[] | { readonly add?: readonly string[]; readonly remove?: readonly string[] };
+
+export interface ImageFormatsOptions {
+  /** Default: Glance's `ami, ari, aki, vhd, vhdx, vmdk, raw, qcow2, vdi, iso, ploop`. */
+  readonly diskFormats?: FormatListOption;
+  /** Default: Glance's `ami, ari, aki, bare, ovf, ova, docker, compressed`. */
+  readonly containerFormats?: FormatListOption;
+  /** Largest body inspected, in bytes; larger ones are left to the image service. Default 1 MiB. */
+  readonly limit?: number;
+}
+
+const OPTIONS = new Set(['diskFormats', 'containerFormats', 'limit']);
+const IMAGES_PATH = /\/v2\/images\/?$/;
+const IMAGE_PATH = /\/v2\/images\/[^/]+\/?$/;
+
+/** Resolve a list option against its default, checking it. */
+export function resolveFormats(option: FormatListOption | undefined, defaults: readonly string[], name: string): readonly string[] {
+  const strings = (list: unknown, what: string): readonly string[] => {
+    if (!Array.isArray(list) || !list.every((v) => typeof v === 'string' && v.length > 0)) {
+      throw new TypeError(`imageFormats: option '${name}'${what} must be an array of non-empty strings`);
+    }
+    return list;
+  };
+  if (option === undefined) return defaults;
+  if (Array.isArray(option)) return Object.freeze([...new Set(strings(option, ''))]);
+  if (typeof option !== 'object' || option === null) throw new TypeError(`imageFormats: option '${name}' must be an array or { add, remove }`);
+  const { add = [], remove = [], ...unknown } = option as { add?: unknown; remove?: unknown };
+  const extra = Object.keys(unknown)[0];
+  if (extra !== undefined) throw new TypeError(`imageFormats: option '${name}' has an unknown key '${extra}' (use add and remove)`);
+  const removed = new Set(strings(remove, '.remove'));
+  return Object.freeze([...new Set([...defaults, ...strings(add, '.add')])].filter((v) => !removed.has(v)));
+}
+
+/** Create the format guard. Mount it in front of the image API, before any body parser. */
+export function imageFormats(options: ImageFormatsOptions = {}) {
+  for (const key of Object.keys(options)) {
+    if (!OPTIONS.has(key)) throw new TypeError(`imageFormats: unknown option '${key}'`);
+  }
+  const lists: Readonly<Record<FormatField, readonly string[]>> = {
+    disk_format: resolveFormats(options.diskFormats, DISK_FORMATS, 'diskFormats'),
+    container_format: resolveFormats(options.containerFormats, CONTAINER_FORMATS, 'containerFormats'),
+  };
+  const limit = options.limit ?? 1024 * 1024;
+  if (!Number.isInteger(limit) || limit <= 0) throw new TypeError("imageFormats: option 'limit' must be a positive integer of bytes");
+
+  /** The refusal for these (field, value) pairs, in order, or null. */
+  const check = (values: [string, unknown][]) => {
+    for (const [field, value] of values) {
+      if ((field === 'disk_format' || field === 'container_format') && !formatAllowed(value, lists[field])) {
+        return formatError(field, value, lists[field]);
+      }
+    }
+    return null;
+  };
+
+  async function judge(req: IncomingMessage): Promise<void> {
+    const declared = Number(req.headers['content-length']);
+    if (Number.isFinite(declared) && declared > limit) return; // not ours to judge: the service answers
+    const body = await inspectBody(req, limit);
+    if (req.method === 'POST') {
+      let doc: unknown;
+      try {
+        doc = JSON.parse(body.toString('utf8'));
+      } catch {
+        return; // malformed: the image service gives its own answer
+      }
+      if (typeof doc !== 'object' || doc === null || Array.isArray(doc)) return;
+      const refusal = check(Object.entries(doc));
+      if (refusal) throw refusal;
+      return;
+    }
+    let ops;
+    try {
+      ops = parseImagePatch(body, mediaType(req));
+    } catch {
+      return; // the location guard or the image service answers a malformed patch
+    }
+    const refusal = check(ops.filter((o) => o.op !== 'remove' && o.path.length === 1).map((o) => [o.path[0] as string, o.value]));
+    if (refusal) throw refusal;
+  }
+
+  return function imageFormats(req: IncomingMessage, _res: ServerResponse, next: (err?: unknown) => void): void {
+    const path = pathOf(req);
+    const create = req.method === 'POST' && IMAGES_PATH.test(path) && mediaType(req) === 'application/json';
+    const patch = req.method === 'PATCH' && IMAGE_PATH.test(path) && patchDraft(mediaType(req)) !== undefined;
+    if (!create && !patch) {
+      next();
+      return;
+    }
+    judge(req).then(() => next(), next);
+  };
+}
