@@ -41,3 +41,7 @@ export {
 export type { MetadefNamespace, MetadefProperty } from './defaults/metadefs';
 export { formatAllowed, formatError, pformat } from './defaults/validate';
 export type { FormatField } from './defaults/validate';
+export { hypervisorMetadefs, imageSchemas } from './defaults/documents';
+export type { ImageSchemasOptions } from './defaults/documents';
+export { rewriteJsonAnswer } from './http/rewrite';
+export type { JsonRewrite } from './http/rewrite';

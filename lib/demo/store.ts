@@ -17,6 +17,7 @@ import path from 'node:path';
 import { Transform, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { pathToFileURL } from 'node:url';
+import { glanceTimestamp } from '../http/json';
 import type { ImageFacts } from '../images/lookup';
 
 export interface ImageLocation {
@@ -58,9 +59,7 @@ export function isImageId(id: string): boolean {
 }
 
 /** Glance's timestamp form: `2026-11-25T06:51:37Z`. */
-export function timestamp(date = new Date()): string {
-  return date.toISOString().replace(/\.\d{3}Z$/, 'Z');
-}
+export const timestamp = glanceTimestamp;
 
 /** The result of writing image data: what Glance records about it. */
 export interface DataFacts {

@@ -22,3 +22,8 @@ export function pythonJson(value: unknown, ascii = true): string {
       return 'null';
   }
 }
+
+/** Glance's timestamp form: `2026-11-25T06:51:37Z`. */
+export function glanceTimestamp(date = new Date()): string {
+  return date.toISOString().replace(/\.\d{3}Z$/, 'Z');
+}

@@ -1,0 +1,109 @@
+/**
+ * The documents that advertise the defaults, in front of any image service: its image schemas get
+ * the configured formats, its `OS::Compute::Hypervisor` namespace gets `vz`; a service without them
+ * (404) gets the suite's own. Both rewrite the service's JSON answer through rewriteJsonAnswer.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { glanceTimestamp, pythonJson } from '../http/json';
+import { pathOf } from '../http/media';
+import { rewriteJsonAnswer } from '../http/rewrite';
+import { CONTAINER_FORMATS, DISK_FORMATS } from './formats';
+import { HYPERVISOR_NAMESPACE, mergeValues, namespaceDocument, propertiesDocument, propertyDocument, withVz, type MetadefProperty } from './metadefs';
+import { resolveFormats, type FormatListOption } from './middleware';
+import { imageSchema, imagesSchema } from './schemas';
+
+type Next = (err?: unknown) => void;
+type Doc = Record<string, unknown>;
+
+const isObject = (v: unknown): v is Doc => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+export interface ImageSchemasOptions {
+  readonly diskFormats?: FormatListOption;
+  readonly containerFormats?: FormatListOption;
+}
+
+/** `[null, ...existing]` with `wanted` merged in (order kept, no duplicates). */
+function mergeEnum(property: unknown, wanted: readonly string[]): boolean {
+  if (!isObject(property) || !Array.isArray(property['enum'])) return false;
+  const existing = property['enum'] as unknown[];
+  const merged = mergeValues(existing, [null, ...wanted]);
+  if (merged.length === existing.length) return false;
+  property['enum'] = merged;
+  return true;
+}
+
+/** `GET /v2/schemas/image` and `/v2/schemas/images` carry the configured formats. */
+export function imageSchemas(options: ImageSchemasOptions = {}) {
+  for (const key of Object.keys(options)) {
+    if (key !== 'diskFormats' && key !== 'containerFormats') throw new TypeError(`imageSchemas: unknown option '${key}'`);
+  }
+  const formats = {
+    diskFormats: resolveFormats(options.diskFormats, DISK_FORMATS, 'diskFormats'),
+    containerFormats: resolveFormats(options.containerFormats, CONTAINER_FORMATS, 'containerFormats'),
+  };
+  const merge = (schema: unknown) => {
+    if (!isObject(schema) || !isObject(schema['properties'])) return false;
+    const props = schema['properties'];
+    const disk = mergeEnum(props['disk_format'], formats.diskFormats);
+    const container = mergeEnum(props['container_format'], formats.containerFormats);
+    return disk || container;
+  };
+  return function imageSchemas(req: IncomingMessage, res: ServerResponse, next: Next): void {
+    if (req.method === 'GET' || req.method === 'HEAD') {
+      const path = pathOf(req);
+      if (/\/v2\/schemas\/image\/?$/.test(path)) {
+        rewriteJsonAnswer(req, res, { transform: (doc) => (merge(doc) ? doc : undefined), instead404: () => imageSchema(formats), serialize: (d) => pythonJson(d) });
+      } else if (/\/v2\/schemas\/images\/?$/.test(path)) {
+        const items = (doc: unknown) => (isObject(doc) && isObject(doc['properties']) && isObject(doc['properties']['images']) ? doc['properties']['images']['items'] : undefined);
+        rewriteJsonAnswer(req, res, { transform: (doc) => (merge(items(doc)) ? doc : undefined), instead404: () => imagesSchema(formats), serialize: (d) => pythonJson(d) });
+      }
+    }
+    next();
+  };
+}
+
+const NS = HYPERVISOR_NAMESPACE.namespace;
+const METADEF_PATH = /\/v2\/metadefs\/namespaces\/([^/]+)(\/properties(?:\/([^/]+))?)?\/?$/;
+
+function decoded(segment: string): string {
+  try {
+    return decodeURIComponent(segment);
+  } catch {
+    return segment;
+  }
+}
+
+/** Merge `vz` into a property document, keeping its fields in place; undefined when nothing changes. */
+function vzInto(property: unknown): Doc | undefined {
+  if (!isObject(property)) return undefined;
+  const merged = withVz(property as MetadefProperty);
+  const changed = JSON.stringify(merged) !== JSON.stringify(property);
+  return changed ? { ...property, ...merged } : undefined;
+}
+
+function vzInProperties(doc: unknown): Doc | undefined {
+  if (!isObject(doc) || !isObject(doc['properties'])) return undefined;
+  const merged = vzInto(doc['properties']['hypervisor_type']);
+  if (!merged) return undefined;
+  return { ...doc, properties: { ...doc['properties'], hypervisor_type: merged } };
+}
+
+/** The `OS::Compute::Hypervisor` namespace, its properties and `hypervisor_type` show `vz`. */
+export function hypervisorMetadefs() {
+  return function hypervisorMetadefs(req: IncomingMessage, res: ServerResponse, next: Next): void {
+    if (req.method === 'GET' || req.method === 'HEAD') {
+      const m = METADEF_PATH.exec(pathOf(req));
+      if (m && decoded(m[1] as string) === NS) {
+        const serialize = (d: unknown) => pythonJson(d, false);
+        if (!m[2]) {
+          rewriteJsonAnswer(req, res, { transform: vzInProperties, instead404: () => namespaceDocument(HYPERVISOR_NAMESPACE, glanceTimestamp()), serialize });
+        } else if (m[3] === undefined) {
+          rewriteJsonAnswer(req, res, { transform: vzInProperties, instead404: () => propertiesDocument(HYPERVISOR_NAMESPACE), serialize });
+        } else if (decoded(m[3]) === 'hypervisor_type') {
+          rewriteJsonAnswer(req, res, { transform: vzInto, instead404: () => propertyDocument(HYPERVISOR_NAMESPACE, 'hypervisor_type'), serialize });
+        }
+      }
+    }
+    next();
+  };
+}

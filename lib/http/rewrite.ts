@@ -1,0 +1,141 @@
+/**
+ * Rewriting a JSON answer of the handler that follows, done once, here.
+ *
+ * The answer is held (up to a limit) instead of being sent; at its end, a 200 JSON body is decoded
+ * (gzip, deflate or br), parsed and given to `transform`, and a 404 may be replaced by the suite's
+ * own document. A changed document is sent uncompressed with a recomputed `Content-Length` and no
+ * ETag. Anything else (another status, a body that is not the expected JSON, a body over the
+ * limit, HEAD, 204, 304) goes out exactly as the handler wrote it.
+ */
+import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
+import { brotliDecompressSync, gunzipSync, inflateSync } from 'node:zlib';
+
+export interface JsonRewrite {
+  /** The new document for a 200 answer's document, or undefined to leave it untouched. */
+  readonly transform: (doc: unknown) => unknown;
+  /** The document to answer instead of a 404, if any. */
+  readonly instead404?: () => unknown;
+  /** How to write a changed document. */
+  readonly serialize: (doc: unknown) => string;
+  /** Most bytes held; a larger answer passes untouched. Default 4 MiB. */
+  readonly limit?: number;
+}
+
+type WriteCallback = (err?: Error | null) => void;
+
+function decode(body: Buffer, encoding: string | undefined): Buffer | null {
+  switch ((encoding ?? 'identity').trim().toLowerCase()) {
+    case 'identity':
+    case '':
+      return body;
+    case 'gzip':
+    case 'x-gzip':
+      return gunzipSync(body);
+    case 'deflate':
+      return inflateSync(body);
+    case 'br':
+      return brotliDecompressSync(body);
+    default:
+      return null;
+  }
+}
+
+/** Hold the answer to `req` and rewrite it at its end as `rewrite` says. Call before `next()`. */
+export function rewriteJsonAnswer(req: IncomingMessage, res: ServerResponse, rewrite: JsonRewrite): void {
+  if (req.method === 'HEAD') return;
+  const limit = rewrite.limit ?? 4 * 1024 * 1024;
+  const original = { writeHead: res.writeHead, write: res.write, end: res.end };
+  const chunks: Buffer[] = [];
+  let held = 0;
+  let passing = false; // gave up holding: everything goes straight through
+
+  const rawWrite = (chunk: unknown, cb?: WriteCallback): boolean =>
+    (original.write as unknown as (this: ServerResponse, c: unknown, cb?: WriteCallback) => boolean).call(res, chunk, cb);
+  const restore = () => {
+    res.writeHead = original.writeHead;
+    res.write = original.write;
+    res.end = original.end;
+  };
+  const toBuffer = (chunk: unknown, encoding?: BufferEncoding) =>
+    Buffer.isBuffer(chunk) ? chunk : typeof chunk === 'string' ? Buffer.from(chunk, encoding) : Buffer.from(chunk as Uint8Array);
+
+  /** Stop holding: send what was held as it was, and let the rest through. */
+  const passThrough = () => {
+    passing = true;
+    restore();
+    for (const chunk of chunks.splice(0)) res.write(chunk);
+  };
+
+  // Status and headers stay on `res` (not sent) until the end.
+  res.writeHead = function writeHead(this: ServerResponse, status: number, ...rest: unknown[]) {
+    res.statusCode = status;
+    const headers = rest.find((r) => typeof r === 'object' && r !== null) as OutgoingHttpHeaders | string[] | undefined;
+    if (Array.isArray(headers)) {
+      for (let i = 0; i + 1 < headers.length; i += 2) res.setHeader(headers[i] as string, headers[i + 1] as string);
+    } else if (headers) {
+      for (const [name, value] of Object.entries(headers)) if (value !== undefined) res.setHeader(name, value);
+    }
+    if (typeof rest[0] === 'string') res.statusMessage = rest[0];
+    return res;
+  } as ServerResponse['writeHead'];
+
+  res.write = function write(chunk: unknown, encoding?: unknown, callback?: unknown) {
+    const cb = (typeof encoding === 'function' ? encoding : callback) as WriteCallback | undefined;
+    const enc = typeof encoding === 'string' ? (encoding as BufferEncoding) : undefined;
+    const status = res.statusCode;
+    if (passing) return rawWrite(chunk, cb);
+    if ((status !== 200 && status !== 404) || (held += toBuffer(chunk, enc).length) > limit) {
+      passThrough();
+      return res.write(chunk as Buffer, enc ?? 'utf8', cb);
+    }
+    chunks.push(toBuffer(chunk, enc));
+    if (cb) process.nextTick(cb);
+    return true;
+  } as ServerResponse['write'];
+
+  res.end = function end(chunk?: unknown, encoding?: unknown, callback?: unknown) {
+    const cb = [chunk, encoding, callback].find((a) => typeof a === 'function') as (() => void) | undefined;
+    const enc = typeof encoding === 'string' ? (encoding as BufferEncoding) : undefined;
+    if (chunk !== undefined && chunk !== null && typeof chunk !== 'function') {
+      if (!passing) res.write(chunk as Buffer, enc ?? 'utf8');
+      else rawWrite(chunk);
+    }
+    restore();
+    if (passing) return res.end(cb);
+    if (res.statusCode !== 200 && res.statusCode !== 404) return res.end(cb); // 204, 304, …: untouched
+    const body = Buffer.concat(chunks);
+    const replaced = finish(res, body, rewrite);
+    if (replaced !== null) {
+      res.removeHeader('Content-Encoding');
+      res.removeHeader('ETag');
+      res.removeHeader('Transfer-Encoding');
+      res.setHeader('Content-Type', 'application/json');
+      res.setHeader('Content-Length', Buffer.byteLength(replaced));
+      return res.end(replaced, cb);
+    }
+    if (!res.hasHeader('Transfer-Encoding')) res.setHeader('Content-Length', body.length);
+    return res.end(body, cb);
+  } as ServerResponse['end'];
+}
+
+/** The new body, or null to send the original. */
+function finish(res: ServerResponse, body: Buffer, rewrite: JsonRewrite): string | null {
+  if (res.statusCode === 404 && rewrite.instead404) {
+    res.statusCode = 200;
+    res.statusMessage = 'OK';
+    return rewrite.serialize(rewrite.instead404());
+  }
+  if (res.statusCode !== 200) return null;
+  const type = String(res.getHeader('Content-Type') ?? '');
+  if (!/^application\/([a-z.+-]*\+)?json\b/i.test(type)) return null;
+  let doc: unknown;
+  try {
+    const decoded = decode(body, res.getHeader('Content-Encoding') as string | undefined);
+    if (decoded === null) return null;
+    doc = JSON.parse(decoded.toString('utf8'));
+  } catch {
+    return null;
+  }
+  const changed = rewrite.transform(doc);
+  return changed === undefined ? null : rewrite.serialize(changed);
+}
