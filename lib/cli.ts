@@ -14,6 +14,8 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { createDemoApp } from './demo/app';
 import { DiskImageStore } from './demo/store';
+import type { LegacyUse } from './ranges/legacy';
+import { createSidecarApp } from './sidecar/app';
 
 const USAGE = `Usage: glance-edge <command> [options]
 
@@ -25,6 +27,12 @@ Commands:
           --show-multiple-locations BOOL     Glance's show_multiple_locations (default true)
           --max-ranges N                     most ranges one download may ask for, served as
                                              multipart/byteranges (default 1: Glance's 400)
+  proxy   Put glance-edge in front of an existing Glance-v2-style image service (the sidecar).
+          --upstream URL                     the image service (or GLANCE_EDGE_UPSTREAM)
+          --port N                           port to listen on (default 9393)
+          --host H                           address to listen on (default 127.0.0.1)
+          --show-multiple-locations BOOL     as the upstream's show_multiple_locations (default true)
+          --max-ranges N                     as for demo
 `;
 
 class UsageError extends Error {}
@@ -41,6 +49,23 @@ function bool(value: string | undefined, name: string, fallback: boolean): boole
   if (/^(true|yes|1|on)$/i.test(value)) return true;
   if (/^(false|no|0|off)$/i.test(value)) return false;
   throw new UsageError(`--${name} must be true or false, got '${value}'`);
+}
+
+function maxRanges(value: string | undefined): number {
+  const n = Number(value ?? 1);
+  if (!Number.isInteger(n) || n < 1 || n > 1000) throw new UsageError(`--max-ranges must be a whole number from 1 to 1000, got '${value}'`);
+  return n;
+}
+
+/** One stderr line per legacy Content-Range request, with the client and a running count. */
+function logLegacy(name: string): (use: LegacyUse) => void {
+  let uses = 0;
+  return (use) => {
+    uses += 1;
+    process.stderr.write(
+      `glance-edge ${name}: deprecated Content-Range request header (${uses} so far) from ${JSON.stringify(use.userAgent ?? '')}: ${JSON.stringify(use.contentRange)} ${use.method} ${use.url}\n`,
+    );
+  };
 }
 
 /** Listen, print the address, and close gracefully on SIGINT/SIGTERM. */
@@ -90,21 +115,36 @@ export async function main(argv: string[]): Promise<void> {
     });
     const dataDir = path.resolve(values.data ?? 'data');
     const store = await DiskImageStore.open(dataDir);
-    const maxRanges = Number(values['max-ranges'] ?? 1);
-    if (!Number.isInteger(maxRanges) || maxRanges < 1 || maxRanges > 1000) throw new UsageError(`--max-ranges must be a whole number from 1 to 1000, got '${values['max-ranges']}'`);
-    let legacyUses = 0;
     const app = createDemoApp({
       store,
       showMultipleLocations: bool(values['show-multiple-locations'], 'show-multiple-locations', true),
-      maxRanges,
-      onLegacyRange: (use) => {
-        legacyUses += 1;
-        process.stderr.write(
-          `glance-edge demo: deprecated Content-Range request header (${legacyUses} so far) from ${JSON.stringify(use.userAgent ?? '')}: ${JSON.stringify(use.contentRange)} ${use.method} ${use.url}\n`,
-        );
-      },
+      maxRanges: maxRanges(values['max-ranges']),
+      onLegacyRange: logLegacy('demo'),
     });
     await serve('demo', http.createServer(app), values.host ?? '127.0.0.1', port(values.port, 9292), ` (data: ${dataDir})`);
+    return;
+  }
+  if (command === 'proxy') {
+    const { values } = parseArgs({
+      args: rest,
+      options: {
+        upstream: { type: 'string' },
+        port: { type: 'string' },
+        host: { type: 'string' },
+        'show-multiple-locations': { type: 'string' },
+        'max-ranges': { type: 'string' },
+      },
+      strict: true,
+    });
+    const upstream = values.upstream ?? process.env['GLANCE_EDGE_UPSTREAM'];
+    if (!upstream || !/^https?:\/\/./.test(upstream)) throw new UsageError('proxy needs --upstream http(s)://host:port (or GLANCE_EDGE_UPSTREAM)');
+    const app = createSidecarApp({
+      upstream,
+      showMultipleLocations: bool(values['show-multiple-locations'], 'show-multiple-locations', true),
+      maxRanges: maxRanges(values['max-ranges']),
+      onLegacyRange: logLegacy('proxy'),
+    });
+    await serve('proxy', http.createServer(app), values.host ?? '127.0.0.1', port(values.port, 9393), ` (upstream: ${upstream})`);
     return;
   }
   throw new UsageError(`unknown command '${command}'`);

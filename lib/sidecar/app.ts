@@ -1,0 +1,112 @@
+/**
+ * The sidecar: the whole suite in front of an existing image service, composed of the same
+ * middlewares as mount mode, with a streaming forwarder behind them.
+ */
+import http, { type IncomingMessage, type ServerResponse } from 'node:http';
+import https from 'node:https';
+import express, { type Express } from 'express';
+import { glanceError, glanceErrorHandler } from '../errors';
+import { hypervisorMetadefs, imageSchemas } from '../defaults/documents';
+import { imageFormats, type FormatListOption } from '../defaults/middleware';
+import { pathOf } from '../http/media';
+import { httpImageLookup, type ImageFacts } from '../images/lookup';
+import { locationGuard } from '../locations/guard';
+import { serveImage, type ImageData } from '../ranges/serve';
+import type { LegacyUse } from '../ranges/legacy';
+import { endToEnd, forward } from './forward';
+
+export interface SidecarOptions {
+  /** Base URL of the upstream image service. */
+  readonly upstream: string;
+  /** Milliseconds to wait for the upstream to begin answering. Default 60000. */
+  readonly timeout?: number;
+  readonly showMultipleLocations?: boolean;
+  readonly maxRanges?: number;
+  readonly diskFormats?: FormatListOption;
+  readonly containerFormats?: FormatListOption;
+  readonly onLegacyRange?: (use: LegacyUse) => void;
+}
+
+const FILE_PATH = /\/v2\/images\/([^/]+)\/file\/?$/;
+const facts = new WeakMap<IncomingMessage, ImageFacts>();
+
+/** Build the sidecar app in front of `options.upstream`. */
+export function createSidecarApp(options: SidecarOptions): Express {
+  const base = new URL(options.upstream);
+  const transport = base.protocol === 'https:' ? https : http;
+  const agent = new transport.Agent({ keepAlive: true, maxSockets: 256 });
+  const timeout = options.timeout ?? 60_000;
+  const lookup = httpImageLookup({ url: options.upstream, agent });
+  const forwarder = forward({ upstream: options.upstream, timeout, agent });
+  const prefix = base.pathname.replace(/\/+$/, '');
+
+  /** Open a byte range of the image data upstream, with the caller's own headers. */
+  const openUpstream = (req: IncomingMessage, range?: { start: number; end: number }) =>
+    new Promise<IncomingMessage>((resolve, reject) => {
+      const own = new Set(['range', 'content-range', 'if-range', 'accept-encoding']);
+      const headers = Object.fromEntries(Object.entries(endToEnd(req.headers)).filter(([name]) => !own.has(name)));
+      if (range) headers['range'] = `bytes=${range.start}-${range.end}`;
+      headers['host'] = base.host;
+      const upstream = transport.request(
+        { protocol: base.protocol, hostname: base.hostname, port: base.port, method: 'GET', path: `${prefix}${req.url ?? '/'}`, headers, agent, timeout },
+        (res) => {
+          upstream.setTimeout(0);
+          if (res.statusCode === 200 || res.statusCode === 206) resolve(res);
+          else {
+            res.resume();
+            reject(glanceError(502, 'upstream.data', `The image service answered ${res.statusCode} when asked for the image data.`));
+          }
+        },
+      );
+      upstream.on('timeout', () => upstream.destroy(glanceError(504, 'upstream.timeout', `The image service did not answer within ${timeout} ms.`)));
+      upstream.on('error', (err) => reject(err));
+      upstream.end();
+    });
+
+  const serve = serveImage({
+    source: (req): ImageData => {
+      const image = facts.get(req) as ImageFacts;
+      return {
+        size: image.size as number,
+        checksum: image.checksum,
+        open: async (range) => {
+          const res = await openUpstream(req, range);
+          // An upstream that ignores Range sends the whole image (200): serveImage cuts the slice.
+          const sent = /^bytes (\d+)-/.exec(res.headers['content-range'] ?? '');
+          const offset = res.statusCode === 206 ? (sent ? Number(sent[1]) : (range?.start ?? 0)) : 0;
+          return { stream: res, offset };
+        },
+      };
+    },
+    maxRanges: options.maxRanges ?? 1,
+    deprecation: { onUse: options.onLegacyRange ?? (() => undefined) },
+  });
+
+  const app = express();
+  app.disable('x-powered-by');
+  app.set('etag', false);
+  app.use(locationGuard({ lookup, showMultipleLocations: options.showMultipleLocations ?? true }));
+  app.use(imageFormats({ ...(options.diskFormats ? { diskFormats: options.diskFormats } : {}), ...(options.containerFormats ? { containerFormats: options.containerFormats } : {}) }));
+  app.use(imageSchemas({ ...(options.diskFormats ? { diskFormats: options.diskFormats } : {}), ...(options.containerFormats ? { containerFormats: options.containerFormats } : {}) }));
+  app.use(hypervisorMetadefs());
+  // Downloads: ranges served here from the upstream's data, whatever the upstream supports.
+  app.use(function downloads(req: IncomingMessage, res: ServerResponse, next: (err?: unknown) => void) {
+    const m = req.method === 'GET' || req.method === 'HEAD' ? FILE_PATH.exec(pathOf(req)) : null;
+    if (!m) {
+      next();
+      return;
+    }
+    lookup(decodeURIComponent(m[1] as string), req).then((image) => {
+      // Not visible, or no data: the upstream gives its own answer.
+      if (!image || !image.size) {
+        forwarder(req, res, next);
+        return;
+      }
+      facts.set(req, image);
+      serve(req, res, next);
+    }, next);
+  });
+  app.use(forwarder);
+  app.use(glanceErrorHandler());
+  return app;
+}
