@@ -9,6 +9,7 @@
  * peaked at 124 MB RSS with V8's default, 96-99 MB with 2 MiB and 93-95 MB with 1 MiB, at the
  * same throughput within this machine's noise. V8 reads the flag only at start-up.
  */
+import { readFileSync } from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
@@ -28,11 +29,18 @@ Commands:
           --max-ranges N                     most ranges one download may ask for, served as
                                              multipart/byteranges (default 1: Glance's 400)
   proxy   Put glance-edge in front of an existing Glance-v2-style image service (the sidecar).
-          --upstream URL                     the image service (or GLANCE_EDGE_UPSTREAM)
+          --upstream URL                     the image service
           --port N                           port to listen on (default 9393)
           --host H                           address to listen on (default 127.0.0.1)
           --show-multiple-locations BOOL     as the upstream's show_multiple_locations (default true)
           --max-ranges N                     as for demo
+          --legacy-upstream BOOL             the upstream understands only Content-Range requests
+          --timeout MS                       wait for the upstream to begin answering (default 60000)
+          --config FILE                      a JSON file with any of: upstream, port, host,
+                                             showMultipleLocations, maxRanges, legacyUpstream,
+                                             timeout, diskFormats, containerFormats
+          Flags win over GLANCE_EDGE_UPSTREAM, GLANCE_EDGE_PORT, GLANCE_EDGE_HOST, which win over
+          the file. One JSON access-log line per request goes to stdout.
 `;
 
 class UsageError extends Error {}
@@ -49,6 +57,20 @@ function bool(value: string | undefined, name: string, fallback: boolean): boole
   if (/^(true|yes|1|on)$/i.test(value)) return true;
   if (/^(false|no|0|off)$/i.test(value)) return false;
   throw new UsageError(`--${name} must be true or false, got '${value}'`);
+}
+
+function readConfig(file: string): Record<string, unknown> {
+  let doc: unknown;
+  try {
+    doc = JSON.parse(readFileSync(file, 'utf8'));
+  } catch (err) {
+    throw new UsageError(`--config ${file}: ${err instanceof Error ? err.message : String(err)}`);
+  }
+  if (typeof doc !== 'object' || doc === null || Array.isArray(doc)) throw new UsageError(`--config ${file}: must hold a JSON object`);
+  const known = new Set(['upstream', 'port', 'host', 'showMultipleLocations', 'maxRanges', 'legacyUpstream', 'timeout', 'diskFormats', 'containerFormats']);
+  const unknown = Object.keys(doc).find((k) => !known.has(k));
+  if (unknown !== undefined) throw new UsageError(`--config ${file}: unknown key '${unknown}'`);
+  return doc as Record<string, unknown>;
 }
 
 function maxRanges(value: string | undefined): number {
@@ -133,18 +155,35 @@ export async function main(argv: string[]): Promise<void> {
         host: { type: 'string' },
         'show-multiple-locations': { type: 'string' },
         'max-ranges': { type: 'string' },
+        'legacy-upstream': { type: 'string' },
+        timeout: { type: 'string' },
+        config: { type: 'string' },
       },
       strict: true,
     });
-    const upstream = values.upstream ?? process.env['GLANCE_EDGE_UPSTREAM'];
-    if (!upstream || !/^https?:\/\/./.test(upstream)) throw new UsageError('proxy needs --upstream http(s)://host:port (or GLANCE_EDGE_UPSTREAM)');
+    const file = values.config === undefined ? {} : readConfig(values.config);
+    const pick = (flag: string | undefined, env: string, key: string): string | undefined => {
+      const fromFile = file[key];
+      return flag ?? process.env[env] ?? (fromFile === undefined ? undefined : String(fromFile));
+    };
+    const upstream = pick(values.upstream, 'GLANCE_EDGE_UPSTREAM', 'upstream');
+    if (!upstream || !/^https?:\/\/./.test(upstream)) throw new UsageError('proxy needs --upstream http(s)://host:port (or GLANCE_EDGE_UPSTREAM, or upstream in --config)');
+    const timeout = Number(pick(values.timeout, 'GLANCE_EDGE_TIMEOUT', 'timeout') ?? 60000);
+    if (!Number.isInteger(timeout) || timeout <= 0) throw new UsageError('--timeout must be a positive number of milliseconds');
+    const formats = (key: 'diskFormats' | 'containerFormats') => (file[key] === undefined ? {} : { [key]: file[key] as string[] });
     const app = createSidecarApp({
       upstream,
-      showMultipleLocations: bool(values['show-multiple-locations'], 'show-multiple-locations', true),
-      maxRanges: maxRanges(values['max-ranges']),
+      timeout,
+      showMultipleLocations: bool(pick(values['show-multiple-locations'], 'GLANCE_EDGE_SHOW_MULTIPLE_LOCATIONS', 'showMultipleLocations'), 'show-multiple-locations', true),
+      maxRanges: maxRanges(pick(values['max-ranges'], 'GLANCE_EDGE_MAX_RANGES', 'maxRanges')),
+      legacyUpstream: bool(pick(values['legacy-upstream'], 'GLANCE_EDGE_LEGACY_UPSTREAM', 'legacyUpstream'), 'legacy-upstream', false),
+      ...formats('diskFormats'),
+      ...formats('containerFormats'),
       onLegacyRange: logLegacy('proxy'),
+      accessLog: (line) => process.stdout.write(`${JSON.stringify(line)}\n`),
     });
-    await serve('proxy', http.createServer(app), values.host ?? '127.0.0.1', port(values.port, 9393), ` (upstream: ${upstream})`);
+    const host = pick(values.host, 'GLANCE_EDGE_HOST', 'host') ?? '127.0.0.1';
+    await serve('proxy', http.createServer(app), host, port(pick(values.port, 'GLANCE_EDGE_PORT', 'port'), 9393), ` (upstream: ${upstream})`);
     return;
   }
   throw new UsageError(`unknown command '${command}'`);

@@ -19,6 +19,8 @@ export interface JsonRewrite {
   readonly serialize: (doc: unknown) => string;
   /** Most bytes held; a larger answer passes untouched. Default 4 MiB. */
   readonly limit?: number;
+  /** Statuses whose JSON document goes to `transform`. Default [200]. */
+  readonly statuses?: readonly number[];
 }
 
 type WriteCallback = (err?: Error | null) => void;
@@ -44,6 +46,8 @@ function decode(body: Buffer, encoding: string | undefined): Buffer | null {
 export function rewriteJsonAnswer(req: IncomingMessage, res: ServerResponse, rewrite: JsonRewrite): void {
   if (req.method === 'HEAD') return;
   const limit = rewrite.limit ?? 4 * 1024 * 1024;
+  const statuses = new Set(rewrite.statuses ?? [200]);
+  const holds = (status: number) => statuses.has(status) || (status === 404 && rewrite.instead404 !== undefined);
   const original = { writeHead: res.writeHead, write: res.write, end: res.end };
   const chunks: Buffer[] = [];
   let held = 0;
@@ -84,7 +88,7 @@ export function rewriteJsonAnswer(req: IncomingMessage, res: ServerResponse, rew
     const enc = typeof encoding === 'string' ? (encoding as BufferEncoding) : undefined;
     const status = res.statusCode;
     if (passing) return rawWrite(chunk, cb);
-    if ((status !== 200 && status !== 404) || (held += toBuffer(chunk, enc).length) > limit) {
+    if (!holds(status) || (held += toBuffer(chunk, enc).length) > limit) {
       passThrough();
       return res.write(chunk as Buffer, enc ?? 'utf8', cb);
     }
@@ -102,9 +106,9 @@ export function rewriteJsonAnswer(req: IncomingMessage, res: ServerResponse, rew
     }
     restore();
     if (passing) return res.end(cb);
-    if (res.statusCode !== 200 && res.statusCode !== 404) return res.end(cb); // 204, 304, …: untouched
+    if (!holds(res.statusCode)) return res.end(cb); // 204, 304, …: untouched
     const body = Buffer.concat(chunks);
-    const replaced = finish(res, body, rewrite);
+    const replaced = finish(res, body, rewrite, statuses);
     if (replaced !== null) {
       res.removeHeader('Content-Encoding');
       res.removeHeader('ETag');
@@ -119,13 +123,13 @@ export function rewriteJsonAnswer(req: IncomingMessage, res: ServerResponse, rew
 }
 
 /** The new body, or null to send the original. */
-function finish(res: ServerResponse, body: Buffer, rewrite: JsonRewrite): string | null {
+function finish(res: ServerResponse, body: Buffer, rewrite: JsonRewrite, statuses: ReadonlySet<number>): string | null {
   if (res.statusCode === 404 && rewrite.instead404) {
     res.statusCode = 200;
     res.statusMessage = 'OK';
     return rewrite.serialize(rewrite.instead404());
   }
-  if (res.statusCode !== 200) return null;
+  if (!statuses.has(res.statusCode)) return null;
   const type = String(res.getHeader('Content-Type') ?? '');
   if (!/^application\/([a-z.+-]*\+)?json\b/i.test(type)) return null;
   let doc: unknown;

@@ -8,8 +8,11 @@ import express, { type Express } from 'express';
 import { glanceError, glanceErrorHandler } from '../errors';
 import { hypervisorMetadefs, imageSchemas } from '../defaults/documents';
 import { imageFormats, type FormatListOption } from '../defaults/middleware';
+import { pythonJson } from '../http/json';
 import { pathOf } from '../http/media';
+import { rewriteJsonAnswer } from '../http/rewrite';
 import { httpImageLookup, type ImageFacts } from '../images/lookup';
+import { ImageActivity } from '../locations/activity';
 import { locationGuard } from '../locations/guard';
 import { serveImage, type ImageData } from '../ranges/serve';
 import type { LegacyUse } from '../ranges/legacy';
@@ -25,6 +28,27 @@ export interface SidecarOptions {
   readonly diskFormats?: FormatListOption;
   readonly containerFormats?: FormatListOption;
   readonly onLegacyRange?: (use: LegacyUse) => void;
+  /**
+   * The upstream understands only the legacy request form (pre-Ocata Glance): ranges are asked of
+   * it with a `Content-Range` request header instead of `Range`. Default false.
+   */
+  readonly legacyUpstream?: boolean;
+  /** Given one structured line per request, when its answer is over. */
+  readonly accessLog?: (line: AccessLogLine) => void;
+}
+
+/** One access-log line. */
+export interface AccessLogLine {
+  readonly time: string;
+  readonly method: string | undefined;
+  readonly url: string | undefined;
+  readonly status: number;
+  readonly bytes: number;
+  readonly ms: number;
+  readonly remote: string | undefined;
+  readonly userAgent: string | undefined;
+  readonly requestId: string | undefined;
+  readonly aborted: boolean;
 }
 
 const FILE_PATH = /\/v2\/images\/([^/]+)\/file\/?$/;
@@ -45,7 +69,10 @@ export function createSidecarApp(options: SidecarOptions): Express {
     new Promise<IncomingMessage>((resolve, reject) => {
       const own = new Set(['range', 'content-range', 'if-range', 'accept-encoding']);
       const headers = Object.fromEntries(Object.entries(endToEnd(req.headers)).filter(([name]) => !own.has(name)));
-      if (range) headers['range'] = `bytes=${range.start}-${range.end}`;
+      if (range) {
+        if (options.legacyUpstream) headers['content-range'] = `bytes ${range.start}-${range.end}/*`;
+        else headers['range'] = `bytes=${range.start}-${range.end}`;
+      }
       headers['host'] = base.host;
       const upstream = transport.request(
         { protocol: base.protocol, hostname: base.hostname, port: base.port, method: 'GET', path: `${prefix}${req.url ?? '/'}`, headers, agent, timeout },
@@ -82,10 +109,58 @@ export function createSidecarApp(options: SidecarOptions): Express {
     deprecation: { onUse: options.onLegacyRange ?? (() => undefined) },
   });
 
+  const activity = new ImageActivity();
   const app = express();
   app.disable('x-powered-by');
   app.set('etag', false);
-  app.use(locationGuard({ lookup, showMultipleLocations: options.showMultipleLocations ?? true }));
+  if (options.accessLog) app.use(accessLogger(options.accessLog));
+
+  // The sidecar's own state and whether the upstream answers.
+  app.get('/healthz', (_req, res) => {
+    const started = Date.now();
+    const probe = transport.request(
+      { protocol: base.protocol, hostname: base.hostname, port: base.port, method: 'GET', path: `${prefix}/versions`, agent, timeout: 3000 },
+      (answer) => {
+        answer.resume();
+        report(answer.statusCode !== undefined && answer.statusCode < 500, answer.statusCode ?? null);
+      },
+    );
+    probe.on('timeout', () => probe.destroy(new Error('timeout')));
+    probe.on('error', () => report(false, null));
+    probe.end();
+    let reported = false;
+    function report(reachable: boolean, status: number | null) {
+      if (reported) return;
+      reported = true;
+      const body = JSON.stringify({
+        status: reachable ? 'ok' : 'upstream unreachable',
+        upstream: { url: options.upstream, reachable, status, ms: Date.now() - started },
+        uploadsInFlight: activity.uploads,
+      });
+      res.writeHead(reachable ? 200 : 503, { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(body), 'Cache-Control': 'no-store' });
+      res.end(body);
+    }
+  });
+
+  // Version documents name the upstream in their links: they name the sidecar instead.
+  app.get(['/', '/versions'], (req: IncomingMessage, res: ServerResponse, next: (err?: unknown) => void) => {
+    const own = `${'encrypted' in req.socket && req.socket.encrypted ? 'https' : 'http'}://${req.headers.host ?? ''}`;
+    const relink = (doc: unknown): unknown => {
+      if (Array.isArray(doc)) return doc.map(relink);
+      if (typeof doc === 'object' && doc !== null) return Object.fromEntries(Object.entries(doc).map(([k, v]) => [k, relink(v)]));
+      return typeof doc === 'string' && doc.startsWith(base.origin) ? own + doc.slice(base.origin.length) : doc;
+    };
+    if (req.headers.host) {
+      rewriteJsonAnswer(req, res, {
+        statuses: [200, 300],
+        transform: (doc) => (JSON.stringify(doc).includes(base.origin) ? relink(doc) : undefined),
+        serialize: (d) => pythonJson(d),
+      });
+    }
+    next();
+  });
+
+  app.use(locationGuard({ lookup, showMultipleLocations: options.showMultipleLocations ?? true, activity }));
   app.use(imageFormats({ ...(options.diskFormats ? { diskFormats: options.diskFormats } : {}), ...(options.containerFormats ? { containerFormats: options.containerFormats } : {}) }));
   app.use(imageSchemas({ ...(options.diskFormats ? { diskFormats: options.diskFormats } : {}), ...(options.containerFormats ? { containerFormats: options.containerFormats } : {}) }));
   app.use(hypervisorMetadefs());
@@ -109,4 +184,38 @@ export function createSidecarApp(options: SidecarOptions): Express {
   app.use(forwarder);
   app.use(glanceErrorHandler());
   return app;
+}
+
+/** One structured line per request, when its answer is over (finished or cut). */
+function accessLogger(log: (line: AccessLogLine) => void) {
+  return function accessLog(req: IncomingMessage, res: ServerResponse, next: () => void): void {
+    const started = process.hrtime.bigint();
+    const time = new Date().toISOString();
+    let bytes = 0;
+    const write = res.write;
+    res.write = function counted(this: ServerResponse, chunk: unknown, ...rest: unknown[]) {
+      if (typeof chunk === 'string' || Buffer.isBuffer(chunk)) bytes += Buffer.byteLength(chunk);
+      return (write as (...args: unknown[]) => boolean).call(this, chunk, ...rest);
+    } as ServerResponse['write'];
+    const end = res.end;
+    res.end = function counted(this: ServerResponse, chunk?: unknown, ...rest: unknown[]) {
+      if (typeof chunk === 'string' || Buffer.isBuffer(chunk)) bytes += Buffer.byteLength(chunk);
+      return (end as (...args: unknown[]) => ServerResponse).call(this, chunk, ...rest);
+    } as ServerResponse['end'];
+    res.once('close', () => {
+      log({
+        time,
+        method: req.method,
+        url: req.url,
+        status: res.statusCode,
+        bytes,
+        ms: Number((process.hrtime.bigint() - started) / 1000n) / 1000,
+        remote: req.socket.remoteAddress,
+        userAgent: req.headers['user-agent'],
+        requestId: (res.getHeader('x-openstack-request-id') as string | undefined) ?? (req.headers['x-openstack-request-id'] as string | undefined),
+        aborted: !res.writableFinished,
+      });
+    });
+    next();
+  };
 }

@@ -1,0 +1,179 @@
+/**
+ * The sidecar as a process in front of upstreams the test controls: one that stalls, one that dies
+ * mid-answer, one that answers garbage, and an old one that understands only the legacy
+ * Content-Range request form. Plus its own /healthz, version links and access log.
+ */
+import http from 'node:http';
+import net from 'node:net';
+import { FIXTURE, startCli, type RunningProcess } from '../helpers/processes';
+
+const IMAGE = '11111111-2222-3333-4444-555555555555';
+
+interface Upstream {
+  readonly url: string;
+  readonly seen: http.IncomingHttpHeaders[];
+  close(): Promise<void>;
+}
+
+function upstream(handler: http.RequestListener): Promise<Upstream> {
+  const seen: http.IncomingHttpHeaders[] = [];
+  const server = http.createServer((req, res) => {
+    seen.push(req.headers);
+    handler(req, res);
+  });
+  return new Promise((resolve) =>
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as net.AddressInfo;
+      resolve({
+        url: `http://127.0.0.1:${port}`,
+        seen,
+        close: () =>
+          new Promise<void>((done) => {
+            server.closeAllConnections();
+            server.close(() => done());
+          }),
+      });
+    }),
+  );
+}
+
+/** Glance-like answers for one image: the lookup, the versions, and data through `data`. */
+function oldGlance(data: (req: http.IncomingMessage, res: http.ServerResponse) => void): http.RequestListener {
+  return (req, res) => {
+    if (req.url === `/v2/images/${IMAGE}`) {
+      const doc = JSON.stringify({ id: IMAGE, status: 'active', size: FIXTURE.length, checksum: 'aa4bc671b4c1c7a38e29800f50ef6346', locations: [] });
+      res.writeHead(200, { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(doc) }).end(doc);
+    } else if (req.url === `/v2/images/${IMAGE}/file`) {
+      data(req, res);
+    } else if (req.url === '/versions' || req.url === '/') {
+      const port = (req.socket.address() as net.AddressInfo).port;
+      const doc = JSON.stringify({ versions: [{ id: 'v2.3', status: 'CURRENT', links: [{ rel: 'self', href: `http://127.0.0.1:${port}/v2/` }] }] });
+      res.writeHead(req.url === '/' ? 300 : 200, { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(doc) }).end(doc);
+    } else {
+      res.writeHead(404, { 'Content-Length': '0' }).end();
+    }
+  };
+}
+
+async function withSidecar(up: Upstream, extra: string[], fn: (sidecar: RunningProcess) => Promise<void>): Promise<void> {
+  const sidecar = await startCli(['proxy', '--upstream', up.url, '--port', '0', '--host', '127.0.0.1', ...extra]);
+  try {
+    await fn(sidecar);
+  } finally {
+    await sidecar.stop();
+    await up.close();
+  }
+}
+
+describe('the sidecar in front of upstreams that misbehave', () => {
+  it('should 504 with a Glance body when the upstream does not answer in time', async () => {
+    const up = await upstream(() => undefined); // never answers
+    await withSidecar(up, ['--timeout', '300'], async (sidecar) => {
+      const res = await fetch(`${sidecar.url}/v2/images`, { headers: { accept: 'text/plain' } });
+      expect(res.status).toBe(504);
+      expect(await res.text()).toBe('504 Gateway Timeout\n\nThe image service did not answer within 300 ms.\n\n   ');
+    });
+  });
+
+  it('should cut the client off, never end cleanly, when the upstream dies mid-answer', async () => {
+    const up = await upstream((_req, res) => {
+      res.writeHead(200, { 'Content-Type': 'application/json', 'Content-Length': '1000' });
+      res.write('{"images": [');
+      setTimeout(() => res.socket?.destroy(), 50);
+    });
+    await withSidecar(up, [], async (sidecar) => {
+      const failure = await fetch(`${sidecar.url}/v2/images`)
+        .then((res) => res.text())
+        .then(
+          () => null,
+          (err: unknown) => err,
+        );
+      expect(failure).not.toBeNull();
+    });
+  });
+
+  it('should refuse a location change with 502 when the lookup gets garbage (fail closed)', async () => {
+    const up = await upstream((req, res) => {
+      if (req.method === 'GET') res.writeHead(200, { 'Content-Type': 'application/json' }).end('<html>not json');
+      else res.writeHead(200, { 'Content-Length': '2' }).end('{}');
+    });
+    await withSidecar(up, [], async (sidecar) => {
+      const res = await fetch(`${sidecar.url}/v2/images/${IMAGE}`, {
+        method: 'PATCH',
+        headers: { 'content-type': 'application/openstack-images-v2.1-json-patch', accept: 'text/plain' },
+        body: '[{"op":"remove","path":"/locations/0"}]',
+      });
+      expect(res.status).toBe(502);
+      expect(await res.text()).toBe('502 Bad Gateway\n\nThe image service did not answer with an image document.\n\n   ');
+      expect(up.seen.filter((h) => h['content-type'] !== undefined)).toHaveLength(0); // the PATCH never went upstream
+    });
+  });
+});
+
+describe('the sidecar in front of an old service', () => {
+  it('should cut the slice itself when the upstream ignores Range and sends the whole image', async () => {
+    const up = await upstream(oldGlance((_req, res) => res.writeHead(200, { 'Content-Length': String(FIXTURE.length) }).end(FIXTURE)));
+    await withSidecar(up, [], async (sidecar) => {
+      const res = await fetch(`${sidecar.url}/v2/images/${IMAGE}/file`, { headers: { range: 'bytes=-5' } });
+      expect(res.status).toBe(206);
+      expect(res.headers.get('content-range')).toBe('bytes 27-31/32');
+      expect(Buffer.from(await res.arrayBuffer()).toString()).toBe('rstuv');
+    });
+  });
+
+  it('should ask a legacy-only upstream with Content-Range and answer the client a proper 206', async () => {
+    // Pre-Ocata Glance: honours only the legacy request form, and its 206 lacks Content-Range.
+    const up = await upstream(
+      oldGlance((req, res) => {
+        const m = /^bytes (\d+)-(\d+)\/\*$/.exec(String(req.headers['content-range'] ?? ''));
+        if (!m) return void res.writeHead(200, { 'Content-Length': String(FIXTURE.length) }).end(FIXTURE);
+        const slice = FIXTURE.subarray(Number(m[1]), Number(m[2]) + 1);
+        res.writeHead(206, { 'Content-Length': String(slice.length) }).end(slice);
+      }),
+    );
+    await withSidecar(up, ['--legacy-upstream', 'true'], async (sidecar) => {
+      const res = await fetch(`${sidecar.url}/v2/images/${IMAGE}/file`, { headers: { range: 'bytes=12-20' } });
+      expect(res.status).toBe(206);
+      expect(res.headers.get('content-range')).toBe('bytes 12-20/32');
+      expect(Buffer.from(await res.arrayBuffer()).toString()).toBe('cdefghijk');
+      const asked = up.seen.find((h) => h['content-range'] !== undefined);
+      expect(asked?.['content-range']).toBe('bytes 12-20/*');
+      expect(asked?.['range']).toBeUndefined();
+    });
+  });
+
+  it("should name itself, not the upstream, in the version documents", async () => {
+    const up = await upstream(oldGlance(() => undefined));
+    await withSidecar(up, [], async (sidecar) => {
+      for (const p of ['/', '/versions']) {
+        const res = await fetch(`${sidecar.url}${p}`);
+        expect(res.status).toBe(p === '/' ? 300 : 200);
+        const doc = (await res.json()) as { versions: { links: { href: string }[] }[] };
+        expect(doc.versions[0]?.links[0]?.href).toBe(`${sidecar.url}/v2/`);
+      }
+    });
+  });
+
+  it('should answer /healthz 200 with the upstream reachable, 503 without it, and log one JSON line per request', async () => {
+    const up = await upstream(oldGlance(() => undefined));
+    await withSidecar(up, [], async (sidecar) => {
+      const ok = await fetch(`${sidecar.url}/healthz`);
+      expect(ok.status).toBe(200);
+      expect(await ok.json()).toMatchObject({ status: 'ok', upstream: { url: up.url, reachable: true, status: 200 }, uploadsInFlight: 0 });
+      await new Promise((r) => setTimeout(r, 100));
+      const line = sidecar
+        .output()
+        .split('\n')
+        .find((l) => l.includes('"/healthz"'));
+      expect(JSON.parse(line ?? '{}')).toMatchObject({ method: 'GET', url: '/healthz', status: 200, aborted: false });
+    });
+    const orphan = await startCli(['proxy', '--upstream', 'http://127.0.0.1:9', '--port', '0', '--host', '127.0.0.1']);
+    try {
+      const down = await fetch(`${orphan.url}/healthz`);
+      expect(down.status).toBe(503);
+      expect(await down.json()).toMatchObject({ status: 'upstream unreachable', upstream: { reachable: false } });
+    } finally {
+      await orphan.stop();
+    }
+  });
+});
