@@ -7,7 +7,32 @@ import { execFile } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { FIXTURE, startBlobServer, startDemo, type BlobServer, type Demo } from '../helpers/processes';
+import { startRealGlance } from '../helpers/glance';
+import { FIXTURE, startBlobServer, startCli, startDemo, type BlobServer } from '../helpers/processes';
+
+/** What the client talks to: the demo, or the sidecar in front of a real Glance. */
+interface Target {
+  readonly url: string;
+  close(): Promise<void>;
+}
+
+const TARGETS: [string, () => Promise<Target>][] = [
+  ['the demo server', startDemo],
+  [
+    'the sidecar in front of a real Glance',
+    async () => {
+      const upstream = await startRealGlance();
+      const sidecar = await startCli(['proxy', '--upstream', upstream.url, '--port', '0', '--host', '127.0.0.1']);
+      return {
+        url: sidecar.url,
+        close: async () => {
+          await sidecar.stop();
+          await upstream.stop();
+        },
+      };
+    },
+  ],
+];
 
 const GLANCE = '/usr/bin/glance';
 const FIXTURE_MD5 = 'aa4bc671b4c1c7a38e29800f50ef6346';
@@ -118,8 +143,8 @@ function expectSilentSuccess(result: CliResult): void {
   expect(result).toEqual({ code: 0, stdout: '', stderr: '' });
 }
 
-describe('the real glance client against the demo server', () => {
-  let demo: Demo | undefined;
+describe.each(TARGETS)('the real glance client against %s', (_name, startTarget) => {
+  let demo: Target | undefined;
   let blobs: BlobServer | undefined;
   let work = '';
   let fixtureFile = '';
@@ -153,14 +178,14 @@ describe('the real glance client against the demo server', () => {
     blobs = await startBlobServer();
     blobA = blobs.put('a.raw', FIXTURE);
     blobB = blobs.put('b.raw', FIXTURE);
-    demo = await startDemo();
-  }, 30000);
+    demo = await startTarget();
+  }, 180000);
 
   afterAll(async () => {
     await demo?.close();
     await blobs?.close();
     if (work) rmSync(work, { recursive: true, force: true });
-  });
+  }, 60000);
 
   it(
     'should create an active 32-byte image with the fixture checksum from image-create --file',
