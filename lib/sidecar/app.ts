@@ -161,8 +161,12 @@ export function createSidecarApp(options: SidecarOptions): Express {
   });
 
   app.use(locationGuard({ lookup, showMultipleLocations: options.showMultipleLocations ?? true, activity }));
-  app.use(imageFormats({ ...(options.diskFormats ? { diskFormats: options.diskFormats } : {}), ...(options.containerFormats ? { containerFormats: options.containerFormats } : {}) }));
-  app.use(imageSchemas({ ...(options.diskFormats ? { diskFormats: options.diskFormats } : {}), ...(options.containerFormats ? { containerFormats: options.containerFormats } : {}) }));
+  const formats = {
+    ...(options.diskFormats ? { diskFormats: options.diskFormats } : {}),
+    ...(options.containerFormats ? { containerFormats: options.containerFormats } : {}),
+  };
+  app.use(imageFormats(formats));
+  app.use(imageSchemas(formats));
   app.use(hypervisorMetadefs());
   // Downloads: ranges served here from the upstream's data, whatever the upstream supports.
   app.use(function downloads(req: IncomingMessage, res: ServerResponse, next: (err?: unknown) => void) {
