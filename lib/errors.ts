@@ -208,6 +208,9 @@ export function sendGlanceError(req: IncomingMessage, res: ServerResponse, error
     if (/^content-|^etag$|^last-modified$|^accept-ranges$/.test(name)) res.removeHeader(name);
   }
   for (const [name, value] of Object.entries(err.headers ?? {})) res.setHeader(name, value);
+  // Refused before its body was read (an upload cut short upstream, say): close the connection
+  // rather than have the server read and discard the rest, which may be gigabytes.
+  if (!req.complete) res.setHeader('Connection', 'close');
   res.statusCode = err.status;
   res.statusMessage = TITLES[err.status] ?? res.statusMessage;
   res.setHeader('Content-Type', contentType);

@@ -92,6 +92,44 @@ describe('the sidecar in front of upstreams that misbehave', () => {
     });
   });
 
+  it('should 502 and close the connection when the upstream resets during an upload, not read the rest', async () => {
+    const up = await upstream((req) => {
+      let n = 0;
+      req.on('data', (c: Buffer) => {
+        n += c.length;
+        if (n > 100_000) req.socket.destroy();
+      });
+    });
+    await withSidecar(up, [], async (sidecar) => {
+      const { hostname, port } = new URL(sidecar.url);
+      const size = 64 * 1024 * 1024;
+      const answer = await new Promise<{ status: number; connection: string | undefined; body: string }>((resolve, reject) => {
+        const req = http.request(
+          { hostname, port, method: 'PUT', path: `/v2/images/${IMAGE}/file`, headers: { 'content-type': 'application/octet-stream', 'content-length': size, accept: 'text/plain' } },
+          (res) => {
+            let body = '';
+            res.on('data', (d: Buffer) => (body += d.toString()));
+            res.on('end', () => resolve({ status: res.statusCode ?? 0, connection: res.headers.connection, body }));
+          },
+        );
+        req.on('error', reject);
+        const chunk = Buffer.alloc(64 * 1024);
+        let sent = 0;
+        const pump = () => {
+          while (sent < size) {
+            sent += chunk.length;
+            if (!req.write(chunk)) return void req.once('drain', pump);
+          }
+          req.end();
+        };
+        pump();
+      });
+      expect(answer.status).toBe(502);
+      expect(answer.connection).toBe('close');
+      expect(answer.body).toBe('502 Bad Gateway\n\nThe image service could not be reached (ECONNRESET).\n\n   ');
+    });
+  });
+
   it('should refuse a location change with 502 when the lookup gets garbage (fail closed)', async () => {
     const up = await upstream((req, res) => {
       if (req.method === 'GET') res.writeHead(200, { 'Content-Type': 'application/json' }).end('<html>not json');
