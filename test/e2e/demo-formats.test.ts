@@ -5,16 +5,13 @@
  * real Glance 25.1.0 (../shared/glance); the property body is compared with that Glance live when it
  * answers on 127.0.0.1:19292.
  */
-import { execFile } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
+import { glance, parseTable } from '../helpers/glance-client';
 import { ROOT, startDemo, type Demo } from '../helpers/processes';
 
-const GLANCE = '/usr/bin/glance';
 const REFERENCE_GLANCE = 'http://127.0.0.1:19292';
 const NS = 'OS::Compute::Hypervisor';
-const COMMAND_TIMEOUT_MS = 60000;
 const CLI_TEST_TIMEOUT_MS = 120000;
 
 const DISK_FORMATS = [null, 'ami', 'ari', 'aki', 'vhd', 'vhdx', 'vmdk', 'raw', 'qcow2', 'vdi', 'iso', 'ploop'];
@@ -32,12 +29,6 @@ interface Reply {
   readonly status: number;
   readonly headers: Headers;
   readonly text: string;
-}
-
-interface CliResult {
-  readonly code: number;
-  readonly stdout: string;
-  readonly stderr: string;
 }
 
 type Json = Record<string, unknown>;
@@ -69,63 +60,9 @@ async function reference(p: string): Promise<Reply | undefined> {
   }
 }
 
-function assertGlanceInstalled(): void {
-  if (!existsSync(GLANCE)) {
-    throw new Error(
-      `The real glance client ${GLANCE} is missing: install python3-glanceclient ` +
-        '(apt-get install python3-glanceclient; .ci/run does it) to run these tests.',
-    );
-  }
-}
 
-function glanceEnv(home: string): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = {};
-  const dropped = /^(https?_proxy|all_proxy|no_proxy|OS_.*|PYTHONPATH|PYTHONHOME)$/i;
-  for (const [key, value] of Object.entries(process.env)) {
-    if (!dropped.test(key)) env[key] = value;
-  }
-  return { ...env, HOME: home, no_proxy: '127.0.0.1', NO_PROXY: '127.0.0.1' };
-}
 
-/** `glance --os-image-url <url> --os-auth-token x <args>`, stdin closed, fresh HOME. */
-async function glance(url: string, ...args: string[]): Promise<CliResult> {
-  assertGlanceInstalled();
-  const home = mkdtempSync(path.join(tmpdir(), 'glance-cli-home-'));
-  const argv = ['-c', 'exec "$0" "$@" <&-', GLANCE, '--os-image-url', url, '--os-auth-token', 'x', ...args];
-  try {
-    return await new Promise<CliResult>((resolve, reject) => {
-      execFile('/bin/sh', argv, { env: glanceEnv(home), timeout: COMMAND_TIMEOUT_MS }, (error, stdout, stderr) => {
-        if (error && typeof error.code !== 'number') {
-          reject(new Error(`glance ${args.join(' ')} did not run to completion (${error.message}):\n${stdout}${stderr}`));
-          return;
-        }
-        resolve({ code: error ? Number(error.code) : 0, stdout, stderr });
-      });
-    });
-  } finally {
-    rmSync(home, { recursive: true, force: true });
-  }
-}
 
-/** The `| Property | Value |` table as a map (continuation rows joined with a space). */
-function parseTable(stdout: string): Map<string, string> {
-  const fields = new Map<string, string>();
-  let last: string | undefined;
-  for (const line of stdout.split('\n')) {
-    const m = /^\| (.*?) *\| (.*?) *\|$/.exec(line.trimEnd());
-    if (!m) continue;
-    const key = m[1] as string;
-    const value = m[2] as string;
-    if (key === 'Property' && value === 'Value') continue;
-    if (key === '' && last !== undefined) {
-      fields.set(last, `${fields.get(last) ?? ''} ${value}`);
-    } else {
-      fields.set(key, value);
-      last = key;
-    }
-  }
-  return fields;
-}
 
 describe('formats and metadefs of the demo server', () => {
   let demo: Demo | undefined;

@@ -3,10 +3,10 @@
  * an operator would use it. Every expected output below is what the same command prints against the
  * real Glance 25.1.0 (../shared/glance).
  */
-import { execFile } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { assertGlanceInstalled, glance, parseTable, type CliResult } from '../helpers/glance-client';
 import { startRealGlance } from '../helpers/glance';
 import { FIXTURE, startBlobServer, startCli, startDemo, type BlobServer } from '../helpers/processes';
 
@@ -34,17 +34,9 @@ const TARGETS: [string, () => Promise<Target>][] = [
   ],
 ];
 
-const GLANCE = '/usr/bin/glance';
 const FIXTURE_MD5 = 'aa4bc671b4c1c7a38e29800f50ef6346';
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
-const COMMAND_TIMEOUT_MS = 60000;
 const TEST_TIMEOUT_MS = 120000;
-
-interface CliResult {
-  readonly code: number;
-  readonly stdout: string;
-  readonly stderr: string;
-}
 
 interface Location {
   readonly url: string;
@@ -59,71 +51,9 @@ interface Image {
   readonly locations: Location[];
 }
 
-function assertGlanceInstalled(): void {
-  if (!existsSync(GLANCE)) {
-    throw new Error(
-      `The real glance client ${GLANCE} is missing: install python3-glanceclient ` +
-        '(apt-get install python3-glanceclient; .ci/run does it) to run these tests.',
-    );
-  }
-}
 
-/** The environment of one glance command: a throw-away HOME, no proxies, no OpenStack settings. */
-function glanceEnv(home: string): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = {};
-  const dropped = /^(https?_proxy|all_proxy|no_proxy|OS_.*|PYTHONPATH|PYTHONHOME)$/i;
-  for (const [key, value] of Object.entries(process.env)) {
-    if (!dropped.test(key)) env[key] = value;
-  }
-  return { ...env, HOME: home, no_proxy: '127.0.0.1', NO_PROXY: '127.0.0.1' };
-}
 
-/**
- * Run `glance --os-image-url <url> --os-auth-token x <args>`. Stdin is closed (`<&-`), not
- * /dev/null: the client uploads a readable stdin as image data. A fresh HOME per command, or the
- * client's cached schema breaks the second command.
- */
-async function glance(url: string, ...args: string[]): Promise<CliResult> {
-  assertGlanceInstalled();
-  const home = mkdtempSync(path.join(tmpdir(), 'glance-cli-home-'));
-  const argv = ['-c', 'exec "$0" "$@" <&-', GLANCE, '--os-image-url', url, '--os-auth-token', 'x', ...args];
-  try {
-    return await new Promise<CliResult>((resolve, reject) => {
-      execFile('/bin/sh', argv, { env: glanceEnv(home), timeout: COMMAND_TIMEOUT_MS }, (error, stdout, stderr) => {
-        if (error && typeof error.code !== 'number') {
-          reject(new Error(`glance ${args.join(' ')} did not run to completion (${error.message}):\n${stdout}${stderr}`));
-          return;
-        }
-        resolve({ code: error ? Number(error.code) : 0, stdout, stderr });
-      });
-    });
-  } finally {
-    rmSync(home, { recursive: true, force: true });
-  }
-}
 
-/**
- * The client's `| Property | Value |` table as a map. Values it wrapped over several rows (the
- * continuation rows have an empty first cell) are joined with a space.
- */
-function parseTable(stdout: string): Map<string, string> {
-  const fields = new Map<string, string>();
-  let last: string | undefined;
-  for (const line of stdout.split('\n')) {
-    const m = /^\| (.*?) *\| (.*?) *\|$/.exec(line.trimEnd());
-    if (!m) continue;
-    const key = m[1] as string;
-    const value = m[2] as string;
-    if (key === 'Property' && value === 'Value') continue;
-    if (key === '' && last !== undefined) {
-      fields.set(last, `${fields.get(last) ?? ''} ${value}`);
-    } else {
-      fields.set(key, value);
-      last = key;
-    }
-  }
-  return fields;
-}
 
 /** A field of the table with the wrapping spaces removed (for URLs and JSON the client wrapped). */
 function compact(fields: Map<string, string>, key: string): string {

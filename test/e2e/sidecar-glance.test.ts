@@ -3,21 +3,15 @@
  * BEHAVIOUR.md marks (ours), streaming data both ways, failing closed when the upstream is gone.
  */
 import { randomBytes, createHash } from 'node:crypto';
+import { call, plainError } from '../helpers/http';
 import { startCli, type RunningProcess } from '../helpers/processes';
 import { startRealGlance, type RealGlance } from '../helpers/glance';
 
 const V21 = 'application/openstack-images-v2.1-json-patch';
-const plain = (status: string, message: string) => `${status}\n\n${message}\n\n   `;
+const plain = plainError;
 
 let glance: RealGlance;
 let sidecar: RunningProcess;
-
-async function call(base: string, method: string, p: string, body?: string | Buffer, headers: Record<string, string> = {}) {
-  const init: RequestInit = { method, headers: { accept: 'text/plain', ...headers } };
-  if (body !== undefined) init.body = body;
-  const res = await fetch(`${base}${p}`, init);
-  return { status: res.status, headers: res.headers, body: Buffer.from(await res.arrayBuffer()) };
-}
 
 async function create(base: string): Promise<string> {
   const res = await call(base, 'POST', '/v2/images', JSON.stringify({ name: 's', disk_format: 'raw', container_format: 'bare' }), { 'content-type': 'application/json' });

@@ -3,21 +3,15 @@
  * changes in any status, ignores Range, lists no ploop and has no vz: through the sidecar, the
  * behaviours of BEHAVIOUR.md it lacks are there, and a refused change never reaches it.
  */
+import { call, plainError } from '../helpers/http';
 import { FIXTURE, startCli, type RunningProcess } from '../helpers/processes';
 import { startOldGlance, type OldGlance } from '../fixtures/old-glance';
 
 const V21 = 'application/openstack-images-v2.1-json-patch';
-const plain = (status: string, message: string) => `${status}\n\n${message}\n\n   `;
+const plain = plainError;
 
 let old: OldGlance;
 let sidecar: RunningProcess;
-
-async function call(base: string, method: string, p: string, body?: string | Buffer, headers: Record<string, string> = {}) {
-  const init: RequestInit = { method, headers: { accept: 'text/plain', ...headers } };
-  if (body !== undefined) init.body = body;
-  const res = await fetch(`${base}${p}`, init);
-  return { status: res.status, headers: res.headers, body: Buffer.from(await res.arrayBuffer()) };
-}
 
 /** An active image with two http locations, made through the sidecar. */
 async function activeWithTwo(): Promise<string> {

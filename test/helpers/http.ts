@@ -14,3 +14,14 @@ export function rawBody(res: unknown, callback: (err: Error | null, body: Buffer
   stream.on('end', () => callback(null, Buffer.concat(chunks)));
   stream.on('error', (err: Error) => callback(err, Buffer.concat(chunks)));
 }
+
+/** Glance's plain-text error body (no Accept header, or text/plain). */
+export const plainError = (status: string, message: string) => `${status}\n\n${message}\n\n   `;
+
+/** One request with the exact answer bytes; asks for plain-text errors unless told otherwise. */
+export async function call(base: string, method: string, p: string, body?: string | Buffer, headers: Record<string, string> = {}) {
+  const init: RequestInit = { method, headers: { accept: 'text/plain', ...headers } };
+  if (body !== undefined) init.body = body;
+  const res = await fetch(`${base}${p}`, init);
+  return { status: res.status, headers: res.headers, body: Buffer.from(await res.arrayBuffer()) };
+}
