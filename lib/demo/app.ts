@@ -1,38 +1,17 @@
 /**
- * The demo server: an embedded Glance-v2-compatible image service on disk, with the suite mounted
- * in front of it exactly as a user mounts it in front of their own image service.
+ * The demo server: the embedded image service (service.ts) on disk, with the suite mounted in front
+ * of it exactly as a user mounts it in front of their own image service.
  */
 import { randomUUID } from 'node:crypto';
-import { createReadStream } from 'node:fs';
-import http, { type IncomingMessage, type ServerResponse } from 'node:http';
-import https from 'node:https';
-import { rm } from 'node:fs/promises';
-import { isDeepStrictEqual } from 'node:util';
 import express, { type Express, type NextFunction, type Request, type Response } from 'express';
 import { glanceError, glanceErrorHandler } from '../errors';
 import { CONTAINER_FORMATS, DISK_FORMATS } from '../defaults/formats';
 import { imageFormats, resolveFormats, type FormatListOption } from '../defaults/middleware';
-import {
-  HYPERVISOR_NAMESPACE,
-  METADEF_NAMESPACE_SCHEMA,
-  METADEF_PROPERTY_SCHEMA,
-  namespaceDocument,
-  propertiesDocument,
-  propertyDocument,
-  type MetadefNamespace,
-} from '../defaults/metadefs';
-import { imageSchema, imagesSchema } from '../defaults/schemas';
-import { inspectBody } from '../http/body';
-import { pythonJson } from '../http/json';
-import { mediaType } from '../http/media';
 import { ImageActivity } from '../locations/activity';
 import { locationGuard } from '../locations/guard';
-import { ACCEPT_PATCH, parseImagePatch, patchDraft } from '../locations/patch';
 import type { LegacyUse } from '../ranges/legacy';
-import { FileCache } from '../ranges/file';
-import { serveImage, type ImageData } from '../ranges/serve';
-import { applyCreate, applyPatch, imageView, type ImageRules } from './images';
-import { DiskImageStore, timestamp, type DataFacts, type ImageRecord } from './store';
+import { imageService } from './service';
+import type { DiskImageStore } from './store';
 
 export interface DemoOptions {
   /** The store the demo serves. */
@@ -51,70 +30,11 @@ export interface DemoOptions {
   readonly containerFormats?: FormatListOption;
 }
 
-/** Glance 25's version list (the API version was not bumped for ranges). */
-const VERSIONS = ['v2.15', 'v2.9', 'v2.7', 'v2.6', 'v2.5', 'v2.4', 'v2.3', 'v2.2', 'v2.1', 'v2.0'];
-
-const JSON_LIMIT = 1024 * 1024;
-
-function sendJson(res: ServerResponse, status: number, doc: unknown, headers: Record<string, string> = {}, ascii = true): void {
-  const body = pythonJson(doc, ascii);
-  res.writeHead(status, { ...headers, 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(body) });
-  res.end(body);
-}
-
-function noContent(res: ServerResponse): void {
-  res.writeHead(204, { 'Content-Length': '0' }).end();
-}
-
-const notFound = (id: string) => glanceError(404, 'image.not_found', `No image found with ID ${id}`);
-
-async function readJson(req: IncomingMessage): Promise<unknown> {
-  const body = await inspectBody(req, JSON_LIMIT);
-  if (body.length === 0) throw glanceError(400, 'request.empty', 'Body expected in request.');
-  try {
-    return JSON.parse(body.toString('utf8'));
-  } catch {
-    throw glanceError(400, 'request.malformed', 'Malformed JSON in request body.');
-  }
-}
-
-/** Open the bytes at an http(s) URL as a stream, or null if they are not there. */
-function openUrl(url: string, method: 'GET' | 'HEAD', timeout: number, headers: Record<string, string> = {}): Promise<IncomingMessage | null> {
-  const transport = url.startsWith('https:') ? https : http;
-  return new Promise((resolve) => {
-    const req = transport.request(url, { method, timeout, headers }, (res) => {
-      if (res.statusCode === 200 || res.statusCode === 206) resolve(res);
-      else {
-        res.resume();
-        resolve(null);
-      }
-    });
-    req.on('timeout', () => req.destroy());
-    req.on('error', () => resolve(null));
-    req.end();
-  });
-}
-
-/** Build the demo app around `store`. */
+/** Build the demo app around `options.store`. */
 export function createDemoApp(options: DemoOptions): Express {
   const { store } = options;
-  const timeout = options.locationTimeout ?? 10_000;
-  const rules: ImageRules = {
-    diskFormats: resolveFormats(options.diskFormats, DISK_FORMATS, 'diskFormats'),
-    containerFormats: resolveFormats(options.containerFormats, CONTAINER_FORMATS, 'containerFormats'),
-    sizeAt: async (url) => {
-      const res = await openUrl(url, 'HEAD', timeout);
-      const length = Number(res?.headers['content-length']);
-      return Number.isSafeInteger(length) && length >= 0 ? length : null;
-    },
-  };
-  const activity = new ImageActivity();
-  /** Image files stay open between downloads; a file is forgotten when its data goes. */
-  const files = new FileCache();
-  const dropData = async (id: string) => {
-    files.forget(store.blobPath(id));
-    await rm(store.blobPath(id), { force: true });
-  };
+  const diskFormats = resolveFormats(options.diskFormats, DISK_FORMATS, 'diskFormats');
+  const containerFormats = resolveFormats(options.containerFormats, CONTAINER_FORMATS, 'containerFormats');
   const app = express();
   app.disable('x-powered-by');
   app.set('etag', false);
@@ -129,251 +49,24 @@ export function createDemoApp(options: DemoOptions): Express {
     locationGuard({
       lookup: async (id) => store.facts(id),
       showMultipleLocations: options.showMultipleLocations ?? true,
-      activity,
+      activity: new ImageActivity(),
     }),
   );
-  app.use(imageFormats({ diskFormats: rules.diskFormats, containerFormats: rules.containerFormats }));
+  app.use(imageFormats({ diskFormats, containerFormats }));
 
-  const versions = (req: Request) => {
-    const href = `${req.protocol}://${req.get('host') ?? '127.0.0.1'}/v2/`;
-    return { versions: VERSIONS.map((id, i) => ({ id, status: i === 0 ? 'CURRENT' : 'SUPPORTED', links: [{ rel: 'self', href }] })) };
-  };
-  app.get('/', (req, res) => sendJson(res, 300, versions(req)));
-  app.get('/versions', (req, res) => sendJson(res, 200, versions(req)));
-  app.get('/v2/schemas/image', (_req, res) => sendJson(res, 200, imageSchema(rules)));
-  app.get('/v2/schemas/images', (_req, res) => sendJson(res, 200, imagesSchema(rules)));
-
-  // Metadefs: the shipped OS::Compute::Hypervisor namespace, as Glance serves a loaded one.
-  const loadedAt = timestamp();
-  const namespace = (name: string): MetadefNamespace | null => (name === HYPERVISOR_NAMESPACE.namespace ? HYPERVISOR_NAMESPACE : null);
-  const metadefs = (res: ServerResponse, doc: unknown) => sendJson(res, 200, doc, {}, false);
-  app.get('/v2/schemas/metadefs/namespace', (_req, res) => metadefs(res, METADEF_NAMESPACE_SCHEMA));
-  app.get('/v2/schemas/metadefs/property', (_req, res) => metadefs(res, METADEF_PROPERTY_SCHEMA));
-  app.get('/v2/metadefs/namespaces/:ns', (req, res) => {
-    const ns = namespace(req.params.ns);
-    if (!ns) throw glanceError(404, 'metadef.not_found', `Metadata definition namespace=${req.params.ns} was not found.`);
-    metadefs(res, namespaceDocument(ns, loadedAt));
-  });
-  app.get('/v2/metadefs/namespaces/:ns/properties', (req, res) => {
-    const ns = namespace(req.params.ns);
-    if (!ns) throw glanceError(404, 'metadef.not_found', `Namespace ${req.params.ns} not found`);
-    metadefs(res, propertiesDocument(ns));
-  });
-  app.get('/v2/metadefs/namespaces/:ns/properties/:name', (req, res) => {
-    const ns = namespace(req.params.ns);
-    if (!ns) throw glanceError(404, 'metadef.not_found', `Metadata definition namespace=${req.params.ns} was not found.`);
-    const doc = propertyDocument(ns, req.params.name);
-    if (!doc) throw glanceError(404, 'metadef.not_found', `Could not find property ${req.params.name}`);
-    metadefs(res, doc);
-  });
-
-  const image = (id: string): ImageRecord => {
-    const record = store.get(id);
-    if (!record) throw notFound(id);
-    return record;
-  };
-  const touch = (record: ImageRecord, changes: Partial<ImageRecord>): ImageRecord => ({ ...record, ...changes, updated_at: timestamp() });
-
-  app.post('/v2/images', async (req, res) => {
-    const record = applyCreate(store.newRecord(), await readJson(req), rules);
-    if (store.get(record.id)) throw glanceError(409, 'image.exists', `Image with identifier ${record.id} already exists!`);
-    await store.save(record);
-    sendJson(res, 201, imageView(record), {
-      Location: `${req.protocol}://${req.get('host') ?? '127.0.0.1'}/v2/images/${record.id}`,
-      'OpenStack-image-import-methods': 'glance-direct',
-    });
-  });
-
-  app.get('/v2/images', (req, res) => {
-    const limit = Math.min(Math.max(Number(req.query['limit'] ?? 25) || 25, 1), 1000);
-    const marker = typeof req.query['marker'] === 'string' ? req.query['marker'] : undefined;
-    let all = store.list();
-    for (const key of ['name', 'status', 'visibility', 'disk_format', 'container_format'] as const) {
-      const want = req.query[key];
-      if (typeof want === 'string') all = all.filter((r) => r[key] === want);
-    }
-    let start = 0;
-    if (marker !== undefined) {
-      start = all.findIndex((r) => r.id === marker) + 1;
-      if (start === 0) throw glanceError(400, 'image.marker', `Invalid marker. Image ${marker} could not be found.`);
-    }
-    const page = all.slice(start, start + limit);
-    const query = new URLSearchParams(req.query as Record<string, string>);
-    query.delete('marker');
-    const first = `/v2/images${query.size ? `?${query}` : ''}`;
-    const doc: Record<string, unknown> = { images: page.map(imageView), first, schema: '/v2/schemas/images' };
-    const last = page[page.length - 1];
-    if (start + limit < all.length && last) {
-      query.set('marker', last.id);
-      doc['next'] = `/v2/images?${query}`;
-    }
-    sendJson(res, 200, doc);
-  });
-
-  app.get('/v2/images/:id', (req, res) => sendJson(res, 200, imageView(image(req.params.id))));
-
-  app.patch('/v2/images/:id', async (req, res) => {
-    const type = mediaType(req);
-    if (patchDraft(type) === undefined) {
-      throw glanceError(415, 'request.media_type', `The request media type ${type || 'None'} is not supported by this server.`, {
-        headers: { 'Accept-Patch': ACCEPT_PATCH },
-      });
-    }
-    const ops = parseImagePatch(await inspectBody(req, JSON_LIMIT), type);
-    const id = image(req.params.id).id;
-    const { record, dropped } = await store.exclusive(id, async () => {
-      const current = image(id);
-      const result = await applyPatch(current, ops, rules);
-      // Like Glance, a patch that changes nothing does not touch the image (nor updated_at).
-      if (isDeepStrictEqual(result.record, current)) return { record: current, dropped: [] };
-      return { record: await store.save(touch(result.record, {})), dropped: result.dropped };
-    });
-    // Glance deletes the data at a location that is removed from the image.
-    if (dropped.includes(store.blobUrl(id))) await dropData(id);
-    sendJson(res, 200, imageView(record));
-  });
-
-  app.delete('/v2/images/:id', async (req, res) => {
-    const record = store.get(req.params.id);
-    if (!record) throw glanceError(404, 'image.not_found', `Failed to find image ${req.params.id} to delete`);
-    if (record.protected) throw glanceError(403, 'image.protected', `Image ${record.id} is protected and cannot be deleted.`);
-    await store.exclusive(record.id, () => store.delete(record.id));
-    files.forget(store.blobPath(record.id));
-    noContent(res);
-  });
-
-  /** Move an image from `from` to `to` under the image's lock; Glance's 409 when it is elsewhere. */
-  const transition = (id: string, to: string, check: (r: ImageRecord) => void) =>
-    store.exclusive(id, async () => {
-      const record = image(id);
-      check(record);
-      if (record.status !== 'queued') {
-        throw glanceError(409, 'image.transition', `Image status transition from ${record.status} to ${to} is not allowed`);
-      }
-      return store.save(touch(record, { status: to }));
-    });
-
-  /** The image's data is now in its blob: record what Glance records, and the file location. */
-  const activateWithData = (id: string, facts: DataFacts) =>
-    store.exclusive(id, async () => {
-      const record = image(id);
-      const location = { url: store.blobUrl(id), metadata: {} };
-      await store.save(touch(record, { ...facts, virtual_size: facts.size, os_hash_algo: 'sha512', status: 'active', locations: [...record.locations, location] }));
-    });
-
-  const requireOctetStream = (req: Request) => {
-    const type = mediaType(req);
-    if (type !== 'application/octet-stream') {
-      throw glanceError(415, 'request.media_type', `The request media type ${type || 'None'} is not supported by this server.`);
-    }
-  };
-  const requireFormats = (r: ImageRecord) => {
-    if (r.disk_format === null || r.container_format === null) {
-      throw glanceError(400, 'image.formats', 'Properties disk_format, container_format must be set prior to saving data.');
-    }
-  };
-
-  app.put('/v2/images/:id/file', async (req, res) => {
-    requireOctetStream(req);
-    const id = image(req.params.id).id;
-    await transition(id, 'saving', requireFormats);
-    try {
-      await activateWithData(id, await store.writeData(req, store.blobPath(id)));
-    } catch (err) {
-      // Cut off or failed: the image waits for data again, and no partial data is kept. If the
-      // image was deleted meanwhile, its data goes too.
-      await store.exclusive(id, async () => {
-        const record = store.get(id);
-        if (!record) await dropData(id);
-        else if (record.status === 'saving') await store.save(touch(record, { status: 'queued' }));
-      });
-      throw err;
-    }
-    noContent(res);
-  });
-
-  app.put('/v2/images/:id/stage', async (req, res) => {
-    requireOctetStream(req);
-    const id = image(req.params.id).id;
-    await transition(id, 'uploading', () => undefined);
-    try {
-      const facts = await store.writeData(req, store.stagingPath(id));
-      await store.exclusive(id, async () => store.save(touch(image(id), { size: facts.size })));
-    } catch (err) {
-      await store.exclusive(id, async () => {
-        const record = store.get(id);
-        if (record?.status === 'uploading') await store.save(touch(record, { status: 'queued', size: null }));
-      });
-      throw err;
-    }
-    noContent(res);
-  });
-
-  app.post('/v2/images/:id/import', async (req, res) => {
-    const body = (await readJson(req)) as { method?: { name?: unknown } } | null;
-    const method = body?.method?.name;
-    if (method !== 'glance-direct') throw glanceError(400, 'import.method', `Import method ${pyName(method)} is not supported.`);
-    const id = image(req.params.id).id;
-    await store.exclusive(id, async () => {
-      const record = image(id);
-      requireFormats(record);
-      if (record.status !== 'uploading') throw glanceError(409, 'image.transition', `Image needs to be in 'uploading' status to be imported; it is ${record.status}.`);
-      await store.save(touch(record, { status: 'importing' }));
-    });
-    const facts = await store.writeData(createReadStream(store.stagingPath(id)), store.blobPath(id));
-    await rm(store.stagingPath(id), { force: true });
-    await activateWithData(id, facts);
-    res.writeHead(202, { 'Content-Length': '0' }).end();
-  });
-
-  app.get(
-    '/v2/images/:id/file',
-    serveImage({
-      source: (req) => imageData(image((req as Request).params['id'] as string)),
-      maxRanges: options.maxRanges ?? 1,
-      deprecation: { onUse: options.onLegacyRange ?? (() => undefined) },
+  app.use(
+    imageService({
+      store,
+      diskFormats,
+      containerFormats,
+      ...(options.locationTimeout === undefined ? {} : { locationTimeout: options.locationTimeout }),
+      ...(options.maxRanges === undefined ? {} : { maxRanges: options.maxRanges }),
+      ...(options.onLegacyRange === undefined ? {} : { onLegacyRange: options.onLegacyRange }),
     }),
   );
-
-  /** Where the data of an image is: its file, or its first http(s) location. */
-  const imageData = (record: ImageRecord): ImageData | null => {
-    const location = record.locations[0];
-    if (!location || record.size === null || record.size === 0) return null;
-    const base = { size: record.size, checksum: record.checksum };
-    if (location.url === store.blobUrl(record.id)) return files.data(store.blobPath(record.id), record.size, record.checksum);
-    return {
-      ...base,
-      open: async (range) => {
-        const res = await openUrl(location.url, 'GET', timeout, range ? { Range: `bytes=${range.start}-${range.end}` } : {});
-        if (!res) throw glanceError(503, 'image.data_unavailable', `Image data of image ${record.id} is not available at its location.`);
-        // A server that ignores Range sends the whole image (200): serveImage cuts the slice.
-        const sent = /^bytes (\d+)-/.exec(res.headers['content-range'] ?? '');
-        return { stream: res, offset: res.statusCode === 206 && sent ? Number(sent[1]) : 0 };
-      },
-    };
-  };
-
-  const action = (name: 'deactivate' | 'reactivate', from: string, to: string) =>
-    app.post(`/v2/images/:id/actions/${name}`, async (req, res) => {
-      const id = image(req.params.id).id;
-      await store.exclusive(id, async () => {
-        const record = image(id);
-        if (record.status === to) return;
-        if (record.status !== from) throw glanceError(403, 'image.action', `Not allowed to ${name} image in status '${record.status}'`);
-        await store.save(touch(record, { status: to }));
-      });
-      noContent(res);
-    });
-  action('deactivate', 'active', 'deactivated');
-  action('reactivate', 'deactivated', 'active');
-
   app.use(() => {
     throw glanceError(404, 'route.not_found', `The resource could not be found.`);
   });
   app.use(glanceErrorHandler());
   return app;
-}
-
-function pyName(v: unknown): string {
-  return typeof v === 'string' ? v : 'None';
 }

@@ -4,7 +4,7 @@
  * behaviours of BEHAVIOUR.md it lacks are there, and a refused change never reaches it.
  */
 import { call, plainError } from '../helpers/http';
-import { FIXTURE, startCli, type RunningProcess } from '../helpers/processes';
+import { FIXTURE, startBlobServer, startCli, type BlobServer, type RunningProcess } from '../helpers/processes';
 import { startOldGlance, type OldGlance } from '../fixtures/old-glance';
 
 const V21 = 'application/openstack-images-v2.1-json-patch';
@@ -12,13 +12,14 @@ const plain = plainError;
 
 let old: OldGlance;
 let sidecar: RunningProcess;
+let blobs: BlobServer;
 
 /** An active image with two http locations, made through the sidecar. */
 async function activeWithTwo(): Promise<string> {
   const created = await call(sidecar.url, 'POST', '/v2/images', JSON.stringify({ name: 'o', disk_format: 'raw', container_format: 'bare' }), { 'content-type': 'application/json' });
   expect(created.status).toBe(201);
   const { id } = JSON.parse(created.body.toString()) as { id: string };
-  for (const url of ['http://127.0.0.1:1/a', 'http://127.0.0.1:1/b']) {
+  for (const url of [blobs.put(`${id}-a`, FIXTURE), blobs.put(`${id}-b`, FIXTURE)]) {
     const added = await call(sidecar.url, 'PATCH', `/v2/images/${id}`, JSON.stringify([{ op: 'add', path: '/locations/-', value: { url, metadata: {} } }]), { 'content-type': V21 });
     expect(added.status).toBe(200);
   }
@@ -27,13 +28,13 @@ async function activeWithTwo(): Promise<string> {
 }
 
 beforeAll(async () => {
-  old = await startOldGlance();
+  [old, blobs] = await Promise.all([startOldGlance(), startBlobServer()]);
   sidecar = await startCli(['proxy', '--upstream', old.url, '--legacy-upstream', 'true', '--port', '0', '--host', '127.0.0.1']);
 });
 
 afterAll(async () => {
   await sidecar?.stop();
-  await old?.close();
+  await Promise.all([old?.close(), blobs?.close()]);
 });
 
 describe('1. Location changes through the sidecar, in front of a service without the guard', () => {
@@ -75,7 +76,7 @@ describe('1. Location changes through the sidecar, in front of a service without
     const id = await activeWithTwo();
     const res = await call(sidecar.url, 'PATCH', `/v2/images/${id}`, JSON.stringify([{ op: 'remove', path: '/locations/-' }]), { 'content-type': V21 });
     expect(res.status).toBe(200);
-    expect(old.store.get(id)?.locations.map((l) => l.url)).toEqual(['http://127.0.0.1:1/a']);
+    expect(old.store.get(id)?.locations.map((l) => l.url)).toEqual([`${blobs.url}/${id}-a`]);
   });
 });
 
@@ -97,7 +98,9 @@ describe('2. and 3. through the sidecar, in front of a service without ranges, p
     expect(schema.properties.disk_format.enum).toEqual([null, 'ami', 'ari', 'aki', 'vhd', 'vhdx', 'vmdk', 'raw', 'qcow2', 'vdi', 'iso', 'ploop']);
   });
 
-  it('should serve the shipped OS::Compute::Hypervisor namespace, which the old service lacks', async () => {
+  it("should add vz to the old service's OS::Compute::Hypervisor namespace", async () => {
+    const direct = await call(old.url, 'GET', '/v2/metadefs/namespaces/OS::Compute::Hypervisor/properties/hypervisor_type');
+    expect((JSON.parse(direct.body.toString()) as { enum: string[] }).enum).not.toContain('vz');
     const res = await call(sidecar.url, 'GET', '/v2/metadefs/namespaces/OS::Compute::Hypervisor/properties/hypervisor_type');
     expect(res.status).toBe(200);
     expect((JSON.parse(res.body.toString()) as { enum: string[] }).enum).toEqual(['baremetal', 'hyperv', 'kvm', 'lxc', 'powervm', 'qemu', 'uml', 'vmware', 'vz', 'xen']);

@@ -7,6 +7,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import http from 'node:http';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { startOldGlance } from '../fixtures/old-glance';
 
 export const ROOT = path.resolve(__dirname, '..', '..');
 export const CLI = path.join(ROOT, 'dist', 'cli.js');
@@ -14,6 +15,8 @@ export const CLI = path.join(ROOT, 'dist', 'cli.js');
 export const FIXTURE = Buffer.from('0123456789abcdefghijklmnopqrstuv');
 
 export interface RunningProcess {
+  /** The command it runs: `demo` or `proxy`. */
+  readonly command: string;
   readonly url: string;
   readonly port: number;
   readonly child: ChildProcess;
@@ -36,6 +39,7 @@ export function startCli(args: string[], env: NodeJS.ProcessEnv = {}): Promise<R
       if (m) {
         clearTimeout(timer);
         resolve({
+          command: args[0] ?? '',
           url: m[1] as string,
           port: Number(m[2]),
           child,
@@ -64,16 +68,43 @@ export interface Demo extends RunningProcess {
   close(): Promise<void>;
 }
 
-/** Start the demo server on a free port with a fresh data folder (or the given one). */
+/**
+ * What the demo's behaviour suites run against: the demo itself, or (jest's project of that name
+ * sets it) the sidecar in front of a pre-Ocata service (test/fixtures/old-glance.ts), which must
+ * pass the same suites.
+ */
+export const TARGET: 'demo' | 'sidecar-old' = (globalThis as { GLANCE_EDGE_TARGET?: 'sidecar-old' }).GLANCE_EDGE_TARGET ?? 'demo';
+
+/**
+ * Start the demo server on a free port with a fresh data folder (or the given one); for the
+ * sidecar-old target, the sidecar (`proxy --legacy-upstream true` with the same extra flags) in
+ * front of the old service over that folder.
+ */
 export async function startDemo(extraArgs: string[] = [], dataDir?: string): Promise<Demo> {
   const dir = dataDir ?? mkdtempSync(path.join(tmpdir(), 'glance-edge-demo-'));
+  const remove = () => {
+    if (!dataDir) rmSync(dir, { recursive: true, force: true });
+  };
+  if (TARGET === 'sidecar-old') {
+    const old = await startOldGlance(dir);
+    const proc = await startCli(['proxy', '--upstream', old.url, '--legacy-upstream', 'true', '--port', '0', '--host', '127.0.0.1', ...extraArgs]);
+    return {
+      ...proc,
+      dataDir: dir,
+      close: async () => {
+        await proc.stop();
+        await old.close();
+        remove();
+      },
+    };
+  }
   const proc = await startCli(['demo', '--port', '0', '--host', '127.0.0.1', '--data', dir, ...extraArgs]);
   return {
     ...proc,
     dataDir: dir,
     close: async () => {
       await proc.stop();
-      if (!dataDir) rmSync(dir, { recursive: true, force: true });
+      remove();
     },
   };
 }
