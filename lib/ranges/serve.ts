@@ -48,21 +48,32 @@ export interface ServeImageOptions {
 
 const OPTIONS = new Set(['source', 'maxRanges', 'deprecation']);
 
+/** The source opened for `range` (or the whole image), checked to start at or before it. */
+async function openAt(data: ImageData, range: ByteRange | undefined): Promise<OpenedData> {
+  const opened = await data.open(range);
+  if (opened.offset > (range?.start ?? 0)) {
+    opened.stream.destroy();
+    throw new Error(`image source opened at ${opened.offset}, after the asked start ${range?.start ?? 0}`);
+  }
+  return opened;
+}
+
 /**
- * Stream exactly `range` of the image to `res`, whatever the source sends: the bytes before the
- * range are skipped and the source is no longer read (it is destroyed) once the range is sent, so
- * a source that ignores ranges costs only what it takes to reach the slice's end. A source that
- * ends short or fails rejects (the caller then cuts the connection, never ending a truncated body
- * cleanly); a client that goes away destroys the source. Ends `res` when `end`.
+ * Stream exactly `range` of the image to `res` from the `opened` source, whatever it sends: the
+ * bytes before the range are skipped and the source is no longer read (it is destroyed) once the
+ * range is sent, so a source that ignores ranges costs only what it takes to reach the slice's end.
+ * A source that ends short or fails rejects (the caller then cuts the connection, never ending a
+ * truncated body cleanly); a client that goes away destroys the source. Ends `res` when `end`.
  */
-async function sendRange(data: ImageData, range: ByteRange | undefined, res: ServerResponse, end: boolean): Promise<void> {
+async function sendRange(data: ImageData, range: ByteRange | undefined, res: ServerResponse, end: boolean, opened: OpenedData): Promise<void> {
   const start = range?.start ?? 0;
   let left = range ? range.end - range.start + 1 : data.size;
-  const { stream, offset, recycle } = await data.open(range);
+  const { stream, offset, recycle } = opened;
   let skip = start - offset;
-  if (skip < 0) {
+  // The client may have gone while the source was being opened.
+  if (res.destroyed || !res.socket || res.socket.destroyed) {
     stream.destroy();
-    throw new Error(`image source opened at ${offset}, after the asked start ${start}`);
+    throw new Error('the client went away');
   }
   await new Promise<void>((resolve, reject) => {
     let settled = false;
@@ -176,32 +187,36 @@ export function serveImage(options: ServeImageOptions) {
     if (etag) res.setHeader('ETag', etag);
     const head = req.method === 'HEAD';
 
+    // The source is opened before the status line goes out, so that a source that cannot be opened
+    // is an error answer (e.g. the upstream's 502) rather than a cut connection.
     if (decision.kind === 'whole') {
+      const opened = head || data.size === 0 ? undefined : await openAt(data, undefined);
       res.writeHead(200, { 'Content-Type': 'application/octet-stream', 'Content-Length': String(data.size) });
-      if (head || data.size === 0) res.end();
-      else await sendRange(data, undefined, res, true);
+      if (opened) await sendRange(data, undefined, res, true, opened);
+      else res.end();
       return;
     }
     const [first] = decision.ranges;
+    const opened = head || !first ? undefined : await openAt(data, first);
     if (decision.ranges.length === 1 && first) {
       res.writeHead(206, {
         'Content-Type': 'application/octet-stream',
         'Content-Range': `bytes ${first.start}-${first.end}/${data.size}`,
         'Content-Length': String(first.end - first.start + 1),
       });
-      if (head) res.end();
-      else await sendRange(data, first, res, true);
+      if (opened) await sendRange(data, first, res, true, opened);
+      else res.end();
       return;
     }
     const plan = multipartPlan(decision.ranges, data.size);
     res.writeHead(206, { 'Content-Type': `multipart/byteranges; boundary=${plan.boundary}`, 'Content-Length': String(plan.length) });
-    if (head) {
+    if (!opened) {
       res.end();
       return;
     }
     for (const [i, range] of decision.ranges.entries()) {
       await write(res, plan.heads[i] as string);
-      await sendRange(data, range, res, false);
+      await sendRange(data, range, res, false, i === 0 ? opened : await openAt(data, range));
     }
     res.end(plan.tail);
   }

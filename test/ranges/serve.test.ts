@@ -735,6 +735,23 @@ describe.each<Mount>([expressMount('Express 5', express), expressMount('Express 
       expect(errors[0]).toMatchObject({ status: 404, type: 'image.not_found' });
     });
 
+    it.each([
+      ['a 200', {}],
+      ['a 206', { Range: 'bytes=5-9' }],
+      ['a multipart 206', { Range: 'bytes=0-1,5-9' }],
+    ])('should answer the error, not %s, when the data cannot be opened (e.g. the upstream refused it)', async (_name, headers) => {
+      const refused = (): ImageData => ({
+        size: FIXTURE.length,
+        open: () => Promise.reject(glanceError(502, 'upstream.data', 'The image service answered 403 when asked for the image data.')),
+      });
+      const { url, errors } = await startImage({ maxRanges: 10 }, { refused });
+      const res = await fetchRaw(`${url}/v2/images/refused/file`, headers);
+      expect(res.status).toBe(502);
+      expectClean(res);
+      expect(res.body.toString()).toBe(plain('502 Bad Gateway', 'The image service answered 403 when asked for the image data.'));
+      expect(errors).toHaveLength(1);
+    });
+
     it('should 500 without details when the source fails unexpectedly, which reaches next', async () => {
       const { url, errors } = await startImage();
       const res = await fetchRaw(`${url}/v2/images/broken/file`);
