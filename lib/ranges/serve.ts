@@ -70,8 +70,9 @@ async function sendRange(data: ImageData, range: ByteRange | undefined, res: Ser
   let left = range ? range.end - range.start + 1 : data.size;
   const { stream, offset, recycle } = opened;
   let skip = start - offset;
-  // The client may have gone while the source was being opened.
-  if (res.destroyed || !res.socket || res.socket.destroyed) {
+  // The client may have gone while the source was being opened. (Not `res.socket`: an answer
+  // queued behind another on a keep-alive or pipelined connection has none yet.)
+  if (res.destroyed || res.req.socket.destroyed) {
     stream.destroy();
     throw new Error('the client went away');
   }

@@ -9,7 +9,7 @@ import { express4 } from '../helpers/http';
 import { createHash } from 'node:crypto';
 import { createReadStream, mkdtempSync, readdirSync, readlinkSync, rmSync, writeFileSync, type ReadStream } from 'node:fs';
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import net, { type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Readable } from 'node:stream';
@@ -946,5 +946,33 @@ describe('2. Image data: options are checked at construction', () => {
   it('should build both with their defaults without throwing', () => {
     expect(typeof serveImage({ source })).toBe('function');
     expect(typeof legacyContentRange()).toBe('function');
+  });
+});
+
+describe('2. Image data: several requests on one connection', () => {
+  it('should answer pipelined range requests in order, each with its own 206', async () => {
+    const handler = serveImage({
+      source: () => ({ size: FIXTURE.length, open: (r) => ({ stream: Readable.from([r ? FIXTURE.subarray(r.start, r.end + 1) : FIXTURE]), offset: r ? r.start : 0 }) }),
+    });
+    const server = http.createServer((req, res) => handler(req, res, (err) => sendGlanceError(req, res, err)));
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    try {
+      const got = await new Promise<string>((resolve, reject) => {
+        const socket = net.connect((server.address() as AddressInfo).port, '127.0.0.1', () => {
+          const get = (range: string) => `GET /img HTTP/1.1\r\nHost: x\r\nRange: ${range}\r\n\r\n`;
+          socket.write(get('bytes=0-3') + get('bytes=4-7') + get('bytes=-2').replace('\r\n\r\n', '\r\nConnection: close\r\n\r\n'));
+        });
+        let text = '';
+        socket.on('data', (d: Buffer) => (text += d.toString('latin1')));
+        socket.on('end', () => resolve(text));
+        socket.on('error', reject);
+      });
+      const answers = got.split(/(?=HTTP\/1\.1 )/);
+      expect(answers.map((a) => a.split('\r\n')[0])).toEqual(['HTTP/1.1 206 Partial Content', 'HTTP/1.1 206 Partial Content', 'HTTP/1.1 206 Partial Content']);
+      expect(answers.map((a) => /content-range: (.*)\r\n/i.exec(a)?.[1])).toEqual(['bytes 0-3/32', 'bytes 4-7/32', 'bytes 30-31/32']);
+      expect(answers.map((a) => a.slice(a.indexOf('\r\n\r\n') + 4))).toEqual(['0123', '4567', 'uv']);
+    } finally {
+      server.close();
+    }
   });
 });
