@@ -16,7 +16,7 @@ import { parseArgs } from 'node:util';
 import { createDemoApp } from './demo/app';
 import { DiskImageStore } from './demo/store';
 import type { LegacyUse } from './ranges/legacy';
-import { createSidecarApp } from './sidecar/app';
+import { createSidecarHandler } from './sidecar/app';
 
 const USAGE = `Usage: glance-edge <command> [options]
 
@@ -87,6 +87,26 @@ function logLegacy(name: string): (use: LegacyUse) => void {
     process.stderr.write(
       `glance-edge ${name}: deprecated Content-Range request header (${uses} so far) from ${JSON.stringify(use.userAgent ?? '')}: ${JSON.stringify(use.contentRange)} ${use.method} ${use.url}\n`,
     );
+  };
+}
+
+/**
+ * One line per call on stdout, written once per turn of the event loop: under load, one write
+ * for many lines instead of one each (stdout to a file or a terminal is written synchronously).
+ * What is pending is written before the process exits.
+ */
+function batchedLines<T>(format: (item: T) => string): (item: T) => void {
+  let pending = '';
+  const flush = () => {
+    if (pending === '') return;
+    const text = pending;
+    pending = '';
+    process.stdout.write(text);
+  };
+  process.once('exit', flush);
+  return (item) => {
+    if (pending === '') setImmediate(flush);
+    pending += `${format(item)}\n`;
   };
 }
 
@@ -171,7 +191,7 @@ export async function main(argv: string[]): Promise<void> {
     const timeout = Number(pick(values.timeout, 'GLANCE_EDGE_TIMEOUT', 'timeout') ?? 60000);
     if (!Number.isInteger(timeout) || timeout <= 0) throw new UsageError('--timeout must be a positive number of milliseconds');
     const formats = (key: 'diskFormats' | 'containerFormats') => (file[key] === undefined ? {} : { [key]: file[key] as string[] });
-    const app = createSidecarApp({
+    const handler = createSidecarHandler({
       upstream,
       timeout,
       showMultipleLocations: bool(pick(values['show-multiple-locations'], 'GLANCE_EDGE_SHOW_MULTIPLE_LOCATIONS', 'showMultipleLocations'), 'show-multiple-locations', true),
@@ -180,10 +200,10 @@ export async function main(argv: string[]): Promise<void> {
       ...formats('diskFormats'),
       ...formats('containerFormats'),
       onLegacyRange: logLegacy('proxy'),
-      accessLog: (line) => process.stdout.write(`${JSON.stringify(line)}\n`),
+      accessLog: batchedLines((line) => JSON.stringify(line)),
     });
     const host = pick(values.host, 'GLANCE_EDGE_HOST', 'host') ?? '127.0.0.1';
-    await serve('proxy', http.createServer(app), host, port(pick(values.port, 'GLANCE_EDGE_PORT', 'port'), 9393), ` (upstream: ${upstream})`);
+    await serve('proxy', http.createServer(handler), host, port(pick(values.port, 'GLANCE_EDGE_PORT', 'port'), 9393), ` (upstream: ${upstream})`);
     return;
   }
   throw new UsageError(`unknown command '${command}'`);

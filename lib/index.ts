@@ -45,7 +45,7 @@ export { hypervisorMetadefs, imageSchemas } from './defaults/documents';
 export type { ImageSchemasOptions } from './defaults/documents';
 export { rewriteJsonAnswer } from './http/rewrite';
 export type { JsonRewrite } from './http/rewrite';
-export { createSidecarApp } from './sidecar/app';
+export { createSidecarApp, createSidecarHandler, untouchedBySuite } from './sidecar/app';
 export type { SidecarOptions } from './sidecar/app';
 export { endToEnd, forward } from './sidecar/forward';
 export type { ForwardOptions } from './sidecar/forward';

@@ -5,7 +5,7 @@
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import https from 'node:https';
 import express, { type Express } from 'express';
-import { glanceError, glanceErrorHandler } from '../errors';
+import { glanceError, glanceErrorHandler, sendGlanceError } from '../errors';
 import { hypervisorMetadefs, imageSchemas } from '../defaults/documents';
 import { imageFormats, type FormatListOption } from '../defaults/middleware';
 import { pythonJson } from '../http/json';
@@ -54,8 +54,50 @@ export interface AccessLogLine {
 const FILE_PATH = /\/v2\/images\/([^/]+)\/file\/?$/;
 const facts = new WeakMap<IncomingMessage, ImageFacts>();
 
+/**
+ * Reads that a middleware of the suite answers or changes: the version documents, /healthz, the
+ * schemas and metadefs, image data. Case-insensitive and with or without a trailing slash, as
+ * Express routes match.
+ */
+const SUITE_READS = /^\/(?:versions\/?|healthz\/?)?$|^\/v2\/(?:schemas|metadefs)(?:\/|$)|\/file\/?$/i;
+
+/**
+ * Whether no middleware of the suite has anything to do with `req`: a GET or HEAD outside
+ * SUITE_READS, with no percent-escape in its path (one might spell a path the suite handles).
+ * Every other request (every write, so every location change and upload) goes through the suite.
+ */
+export function untouchedBySuite(req: IncomingMessage): boolean {
+  if (req.method !== 'GET' && req.method !== 'HEAD') return false;
+  const path = pathOf(req);
+  return !path.includes('%') && !SUITE_READS.test(path);
+}
+
 /** Build the sidecar app in front of `options.upstream`. */
 export function createSidecarApp(options: SidecarOptions): Express {
+  return sidecarParts(options, true).app;
+}
+
+/**
+ * The sidecar as a request listener for `http.createServer`, as `glance-edge proxy` serves it:
+ * the same app as createSidecarApp, but requests no middleware of the suite touches (see
+ * untouchedBySuite) skip Express and go straight to the forwarder, which then costs what a bare
+ * node:http proxy costs. Both ways write the same access-log line.
+ */
+export function createSidecarHandler(options: SidecarOptions): (req: IncomingMessage, res: ServerResponse) => void {
+  const { app, forwarder } = sidecarParts(options, false);
+  const log = options.accessLog ? accessLogger(options.accessLog) : undefined;
+  const fail = (req: IncomingMessage, res: ServerResponse) => (err?: unknown) => sendGlanceError(req, res, err);
+  const dispatch = (req: IncomingMessage, res: ServerResponse) => {
+    if (untouchedBySuite(req)) forwarder(req, res, fail(req, res));
+    else app(req, res);
+  };
+  return function sidecar(req: IncomingMessage, res: ServerResponse): void {
+    if (log) log(req, res, () => dispatch(req, res));
+    else dispatch(req, res);
+  };
+}
+
+function sidecarParts(options: SidecarOptions, logged: boolean) {
   const base = new URL(options.upstream);
   const transport = base.protocol === 'https:' ? https : http;
   const agent = new transport.Agent({ keepAlive: true, maxSockets: 256 });
@@ -113,7 +155,7 @@ export function createSidecarApp(options: SidecarOptions): Express {
   const app = express();
   app.disable('x-powered-by');
   app.set('etag', false);
-  if (options.accessLog) app.use(accessLogger(options.accessLog));
+  if (logged && options.accessLog) app.use(accessLogger(options.accessLog));
 
   // The sidecar's own state and whether the upstream answers.
   app.get('/healthz', (_req, res) => {
@@ -187,7 +229,7 @@ export function createSidecarApp(options: SidecarOptions): Express {
   });
   app.use(forwarder);
   app.use(glanceErrorHandler());
-  return app;
+  return { app, forwarder };
 }
 
 /** One structured line per request, when its answer is over (finished or cut). */

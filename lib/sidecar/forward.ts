@@ -42,6 +42,22 @@ export function endToEnd(headers: IncomingHttpHeaders): Record<string, string | 
 
 export type NextFunction = (err?: unknown) => void;
 
+/** The names `Connection` lists, lower-cased; empty for the usual request without one. */
+function connectionNamed(value: string | string[] | undefined): Set<string> | null {
+  if (value === undefined) return null;
+  return new Set(
+    String(value)
+      .split(',')
+      .map((h) => h.trim().toLowerCase())
+      .filter(Boolean),
+  );
+}
+
+/** Whether a header of this lower-cased name goes no further than the next hop. */
+function hopByHop(name: string, named: Set<string> | null): boolean {
+  return HOP_BY_HOP.has(name) || (named !== null && named.has(name));
+}
+
 /** A handler that forwards every request it gets to the upstream. Mount it last, before the error handler. */
 export function forward(options: ForwardOptions) {
   let base: URL;
@@ -57,28 +73,58 @@ export function forward(options: ForwardOptions) {
   const agent = options.agent ?? new transport.Agent({ keepAlive: true, maxSockets: 256 });
   const prefix = base.pathname.replace(/\/+$/, '');
   const upstreamOrigin = base.origin;
+  const timedOut = glanceError(504, 'upstream.timeout', `The image service did not answer within ${timeout} ms.`);
+
+  /**
+   * The request's headers for the upstream, as a flat [name, value, ...] list in the client's
+   * order and spelling: end-to-end ones only, Host the upstream's, X-Forwarded-* added.
+   */
+  function upstreamHeaders(req: IncomingMessage, proto: string): string[] {
+    const raw = req.rawHeaders;
+    const named = connectionNamed(req.headers.connection);
+    const out: string[] = [];
+    let forwardedFor: string | undefined;
+    for (let i = 0; i < raw.length; i += 2) {
+      const name = raw[i] as string;
+      const lower = name.toLowerCase();
+      if (lower === 'host' || lower === 'x-forwarded-proto' || lower === 'x-forwarded-host' || hopByHop(lower, named)) continue;
+      if (lower === 'x-forwarded-for') {
+        forwardedFor = forwardedFor === undefined ? (raw[i + 1] as string) : `${forwardedFor}, ${raw[i + 1] as string}`;
+        continue;
+      }
+      out.push(name, raw[i + 1] as string);
+    }
+    const client = req.socket.remoteAddress ?? '';
+    out.push('Host', base.host, 'X-Forwarded-For', forwardedFor === undefined ? client : `${forwardedFor}, ${client}`, 'X-Forwarded-Proto', proto);
+    if (req.headers.host) out.push('X-Forwarded-Host', req.headers.host);
+    return out;
+  }
+
+  /** The upstream's answer headers for the client: end-to-end ones, a Location to the upstream made the sidecar's. */
+  function clientHeaders(answer: IncomingMessage, req: IncomingMessage, proto: string): string[] {
+    const raw = answer.rawHeaders;
+    const named = connectionNamed(answer.headers.connection);
+    const out: string[] = [];
+    for (let i = 0; i < raw.length; i += 2) {
+      const name = raw[i] as string;
+      const lower = name.toLowerCase();
+      if (hopByHop(lower, named)) continue;
+      let value = raw[i + 1] as string;
+      if (lower === 'location' && value.startsWith(upstreamOrigin) && req.headers.host) value = `${proto}://${req.headers.host}${value.slice(upstreamOrigin.length)}`;
+      out.push(name, value);
+    }
+    return out;
+  }
 
   return function forward(req: IncomingMessage, res: ServerResponse, next: NextFunction): void {
-    const headers = endToEnd(req.headers);
-    const client = req.socket.remoteAddress ?? '';
-    const prior = req.headers['x-forwarded-for'];
-    headers['x-forwarded-for'] = prior ? `${String(prior)}, ${client}` : client;
-    headers['x-forwarded-proto'] = 'encrypted' in req.socket && req.socket.encrypted ? 'https' : 'http';
-    if (req.headers.host) headers['x-forwarded-host'] = req.headers.host;
-    headers['host'] = base.host;
+    const proto = 'encrypted' in req.socket && req.socket.encrypted ? 'https' : 'http';
     let answered = false;
-
     const upstream = transport.request(
-      { protocol: base.protocol, hostname: base.hostname, port: base.port, method: req.method, path: `${prefix}${req.url ?? '/'}`, headers, agent, timeout },
+      { protocol: base.protocol, hostname: base.hostname, port: base.port, method: req.method, path: `${prefix}${req.url ?? '/'}`, headers: upstreamHeaders(req, proto), agent, timeout },
       (answer) => {
         answered = true;
         upstream.setTimeout(0);
-        const out = endToEnd(answer.headers);
-        const location = answer.headers.location;
-        if (location?.startsWith(upstreamOrigin) && req.headers.host) {
-          out['location'] = `${headers['x-forwarded-proto'] as string}://${req.headers.host}${location.slice(upstreamOrigin.length)}`;
-        }
-        res.writeHead(answer.statusCode ?? 502, answer.statusMessage, out);
+        res.writeHead(answer.statusCode ?? 502, answer.statusMessage, clientHeaders(answer, req, proto));
         answer.pipe(res);
         // The upstream died mid-answer: the client must not take a truncated body for a whole one.
         answer.on('aborted', () => res.destroy());
@@ -94,7 +140,7 @@ export function forward(options: ForwardOptions) {
       else next(err);
     };
     upstream.on('timeout', () => {
-      if (!answered) fail(glanceError(504, 'upstream.timeout', `The image service did not answer within ${timeout} ms.`));
+      if (!answered) fail(timedOut);
     });
     // The client went away (its answer closed unfinished): stop the upstream request too. (Not
     // req.destroyed: a request whose body has been read is destroyed in any case.)
