@@ -15,7 +15,8 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { createDemoApp } from './demo/app';
 import { DiskImageStore } from './demo/store';
-import type { LegacyUse } from './ranges/legacy';
+import { createLogger, type Logger } from './observe/logs';
+import { createMetrics } from './observe/metrics';
 import { createSidecarHandler } from './sidecar/app';
 
 const USAGE = `Usage: glance-edge <command> [options]
@@ -40,7 +41,11 @@ Commands:
                                              showMultipleLocations, maxRanges, legacyUpstream,
                                              timeout, diskFormats, containerFormats
           Flags win over GLANCE_EDGE_UPSTREAM, GLANCE_EDGE_PORT, GLANCE_EDGE_HOST, which win over
-          the file. One JSON access-log line per request goes to stdout.
+          the file.
+
+Both log JSON lines on stdout (pino): one per request, with its X-Openstack-Request-Id; a warn
+line per deprecated Content-Range request; one per refused location change. Both serve
+Prometheus metrics at GET /metrics.
 `;
 
 class UsageError extends Error {}
@@ -79,39 +84,8 @@ function maxRanges(value: string | undefined): number {
   return n;
 }
 
-/** One stderr line per legacy Content-Range request, with the client and a running count. */
-function logLegacy(name: string): (use: LegacyUse) => void {
-  let uses = 0;
-  return (use) => {
-    uses += 1;
-    process.stderr.write(
-      `glance-edge ${name}: deprecated Content-Range request header (${uses} so far) from ${JSON.stringify(use.userAgent ?? '')}: ${JSON.stringify(use.contentRange)} ${use.method} ${use.url}\n`,
-    );
-  };
-}
-
-/**
- * One line per call on stdout, written once per turn of the event loop: under load, one write
- * for many lines instead of one each (stdout to a file or a terminal is written synchronously).
- * What is pending is written before the process exits.
- */
-function batchedLines<T>(format: (item: T) => string): (item: T) => void {
-  let pending = '';
-  const flush = () => {
-    if (pending === '') return;
-    const text = pending;
-    pending = '';
-    process.stdout.write(text);
-  };
-  process.once('exit', flush);
-  return (item) => {
-    if (pending === '') setImmediate(flush);
-    pending += `${format(item)}\n`;
-  };
-}
-
-/** Listen, print the address, and close gracefully on SIGINT/SIGTERM. */
-function serve(name: string, server: http.Server, host: string, listenPort: number, extra: string): Promise<void> {
+/** Listen, log the address, and close gracefully on SIGINT/SIGTERM. */
+function serve(name: string, logger: Logger, server: http.Server, host: string, listenPort: number, extra: Record<string, unknown>): Promise<void> {
   // Image uploads and downloads may take long: no overall request deadline, but headers must come quickly.
   server.requestTimeout = 0;
   server.headersTimeout = 60_000;
@@ -122,10 +96,11 @@ function serve(name: string, server: http.Server, host: string, listenPort: numb
       const address = server.address();
       const actual = typeof address === 'object' && address ? address.port : listenPort;
       const shownHost = host.includes(':') ? `[${host}]` : host;
-      process.stdout.write(`glance-edge ${name} listening on http://${shownHost}:${actual}${extra}\n`);
+      logger.info({ ...extra, port: actual }, `glance-edge ${name} listening on http://${shownHost}:${actual}`);
       // Graceful stop: no new connections, in-flight requests finish, idle keep-alive
       // connections are closed as they become idle; after 10 s the process exits anyway.
       const stop = () => {
+        logger.info(`glance-edge ${name} stopping: no new connections, waiting for requests in flight (10 s at most)`);
         server.close(() => process.exit(0));
         setInterval(() => server.closeIdleConnections(), 50).unref();
         setTimeout(() => process.exit(0), 10_000).unref();
@@ -157,13 +132,15 @@ export async function main(argv: string[]): Promise<void> {
     });
     const dataDir = path.resolve(values.data ?? 'data');
     const store = await DiskImageStore.open(dataDir);
+    const logger = createLogger();
     const app = createDemoApp({
       store,
       showMultipleLocations: bool(values['show-multiple-locations'], 'show-multiple-locations', true),
       maxRanges: maxRanges(values['max-ranges']),
-      onLegacyRange: logLegacy('demo'),
+      logger,
+      metrics: createMetrics(),
     });
-    await serve('demo', http.createServer(app), values.host ?? '127.0.0.1', port(values.port, 9292), ` (data: ${dataDir})`);
+    await serve('demo', logger, http.createServer(app), values.host ?? '127.0.0.1', port(values.port, 9292), { data: dataDir });
     return;
   }
   if (command === 'proxy') {
@@ -191,6 +168,7 @@ export async function main(argv: string[]): Promise<void> {
     const timeout = Number(pick(values.timeout, 'GLANCE_EDGE_TIMEOUT', 'timeout') ?? 60000);
     if (!Number.isInteger(timeout) || timeout <= 0) throw new UsageError('--timeout must be a positive number of milliseconds');
     const formats = (key: 'diskFormats' | 'containerFormats') => (file[key] === undefined ? {} : { [key]: file[key] as string[] });
+    const logger = createLogger();
     const handler = createSidecarHandler({
       upstream,
       timeout,
@@ -199,11 +177,11 @@ export async function main(argv: string[]): Promise<void> {
       legacyUpstream: bool(pick(values['legacy-upstream'], 'GLANCE_EDGE_LEGACY_UPSTREAM', 'legacyUpstream'), 'legacy-upstream', false),
       ...formats('diskFormats'),
       ...formats('containerFormats'),
-      onLegacyRange: logLegacy('proxy'),
-      accessLog: batchedLines((line) => JSON.stringify(line)),
+      logger,
+      metrics: createMetrics(),
     });
     const host = pick(values.host, 'GLANCE_EDGE_HOST', 'host') ?? '127.0.0.1';
-    await serve('proxy', http.createServer(handler), host, port(pick(values.port, 'GLANCE_EDGE_PORT', 'port'), 9393), ` (upstream: ${upstream})`);
+    await serve('proxy', logger, http.createServer(handler), host, port(pick(values.port, 'GLANCE_EDGE_PORT', 'port'), 9393), { upstream });
     return;
   }
   throw new UsageError(`unknown command '${command}'`);

@@ -6,9 +6,9 @@ export { AUTH_HEADERS, factsFromGlanceImage, httpImageLookup, IMAGE_STATUSES } f
 export type { HttpImageLookupOptions, ImageFacts, ImageLookup, ImageStatus } from './images/lookup';
 export { ImageActivity } from './locations/activity';
 export { decideLocationPatch, locationPosition } from './locations/decide';
-export type { LocationImage, LocationPolicy } from './locations/decide';
+export type { LocationConflict, LocationImage, LocationPolicy } from './locations/decide';
 export { locationGuard } from './locations/guard';
-export type { LocationGuardOptions } from './locations/guard';
+export type { LocationGuardOptions, LocationRefusal } from './locations/guard';
 export { ACCEPT_PATCH, locationOps, parseImagePatch, PATCH_MEDIA_TYPES } from './locations/patch';
 export type { PatchOp, PatchOpName } from './locations/patch';
 export { CONTAINER_FORMATS, DISK_FORMATS } from './defaults/formats';
@@ -49,3 +49,7 @@ export { createSidecarApp, createSidecarHandler, untouchedBySuite } from './side
 export type { SidecarOptions } from './sidecar/app';
 export { endToEnd, forward } from './sidecar/forward';
 export type { ForwardOptions } from './sidecar/forward';
+export { both, clientName, createMetrics, metricsEndpoint, routeGroup } from './observe/metrics';
+export type { EdgeMetrics, MetricsOptions, RouteGroup } from './observe/metrics';
+export { accessLog, createLogger, logLegacyRange, logRefusal, requestId } from './observe/logs';
+export type { Logger, LoggerOptions } from './observe/logs';

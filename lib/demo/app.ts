@@ -10,6 +10,8 @@ import { imageFormats, resolveFormats, type FormatListOption } from '../defaults
 import { ImageActivity } from '../locations/activity';
 import { locationGuard } from '../locations/guard';
 import type { LegacyUse } from '../ranges/legacy';
+import { accessLog, logLegacyRange, logRefusal, type Logger } from '../observe/logs';
+import { both, metricsEndpoint, type EdgeMetrics } from '../observe/metrics';
 import { imageService } from './service';
 import type { DiskImageStore } from './store';
 
@@ -28,6 +30,10 @@ export interface DemoOptions {
   readonly diskFormats?: FormatListOption;
   /** The container formats: the whole list, or { add, remove } against Glance's defaults. */
   readonly containerFormats?: FormatListOption;
+  /** Structured logs: one access line per request, a warn line per legacy header, a line per refused change. */
+  readonly logger?: Logger;
+  /** Prometheus metrics, also served at GET /metrics. */
+  readonly metrics?: EdgeMetrics;
 }
 
 /** Build the demo app around `options.store`. */
@@ -39,21 +45,33 @@ export function createDemoApp(options: DemoOptions): Express {
   app.disable('x-powered-by');
   app.set('etag', false);
 
-  app.use(function requestId(_req: Request, res: Response, next: NextFunction) {
-    res.setHeader('X-Openstack-Request-Id', `req-${randomUUID()}`);
-    next();
-  });
+  const { logger, metrics } = options;
+  if (metrics) app.use(metrics.requests());
+  // Every answer carries an X-Openstack-Request-Id, as Glance's do (the access log's id, if logged).
+  if (logger) app.use(accessLog(logger));
+  else {
+    app.use(function requestId(_req: Request, res: Response, next: NextFunction) {
+      res.setHeader('X-Openstack-Request-Id', `req-${randomUUID()}`);
+      next();
+    });
+  }
+  if (metrics) app.get('/metrics', metricsEndpoint(metrics.registry));
 
   // The suite, mounted as any user mounts it: the lookup is the store itself.
+  const activity = new ImageActivity();
+  metrics?.trackUploads(activity);
+  const onRefused = both(logger && logRefusal(logger), metrics?.onRefused);
   app.use(
     locationGuard({
       lookup: async (id) => store.facts(id),
       showMultipleLocations: options.showMultipleLocations ?? true,
-      activity: new ImageActivity(),
+      activity,
+      onRefused,
     }),
   );
   app.use(imageFormats({ diskFormats, containerFormats }));
 
+  const onLegacyRange = both(options.onLegacyRange, logger && logLegacyRange(logger), metrics?.onLegacyRange);
   app.use(
     imageService({
       store,
@@ -61,7 +79,7 @@ export function createDemoApp(options: DemoOptions): Express {
       containerFormats,
       ...(options.locationTimeout === undefined ? {} : { locationTimeout: options.locationTimeout }),
       ...(options.maxRanges === undefined ? {} : { maxRanges: options.maxRanges }),
-      ...(options.onLegacyRange === undefined ? {} : { onLegacyRange: options.onLegacyRange }),
+      onLegacyRange,
     }),
   );
   app.use(() => {

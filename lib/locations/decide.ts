@@ -14,6 +14,12 @@ export interface LocationImage {
   readonly locations: number | null;
 }
 
+/** A 409 of the guard: which op met which image status. */
+export interface LocationConflict extends GlanceError {
+  readonly op: 'add' | 'remove' | 'replace';
+  readonly imageStatus: string;
+}
+
 export interface LocationPolicy {
   /** Glance's `show_multiple_locations`: when false every location op is refused with 403. */
   readonly showMultipleLocations: boolean;
@@ -44,8 +50,8 @@ export function locationPosition(token: string | undefined, count: number, forAd
 export function decideLocationPatch(ops: readonly PatchOp[], image: LocationImage, policy: LocationPolicy): GlanceError | null {
   let status = image.status;
   let count = image.locations;
-  const conflict = (op: string) =>
-    glanceError(409, 'location.conflict', `It's not allowed to ${op} locations if image status is ${status}.`);
+  const conflict = (op: LocationConflict['op']): LocationConflict =>
+    Object.assign(glanceError(409, 'location.conflict', `It's not allowed to ${op} locations if image status is ${status}.`), { op, imageStatus: status });
 
   for (const change of ops) {
     if (change.path[0] !== 'locations') continue;

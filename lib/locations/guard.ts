@@ -7,7 +7,8 @@ import { inspectBody } from '../http/body';
 import { mediaType, pathOf } from '../http/media';
 import { toImageLookup, type ImageLookup } from '../images/lookup';
 import { ImageActivity, type Release } from './activity';
-import { decideLocationPatch } from './decide';
+import type { GlanceError } from '../errors';
+import { decideLocationPatch, type LocationConflict } from './decide';
 import { locationOps, parseImagePatch, patchDraft } from './patch';
 
 export interface LocationGuardOptions {
@@ -19,9 +20,23 @@ export interface LocationGuardOptions {
   readonly limit?: number;
   /** Share upload tracking between guards of one process (e.g. several mounts). Default: the guard's own. */
   readonly activity?: ImageActivity;
+  /** Told of every location change the guard refuses (not of malformed patches), e.g. to log or count it. */
+  readonly onRefused?: (refusal: LocationRefusal) => void;
 }
 
-const OPTIONS = new Set(['lookup', 'showMultipleLocations', 'limit', 'activity']);
+/** A location change the guard refused. */
+export interface LocationRefusal {
+  readonly imageId: string;
+  /** The answer: a 409 (then `op` and `imageStatus` are set), or a 403 or 400 of the decision. */
+  readonly error: GlanceError;
+  /** The op refused for the image's status, on a 409. */
+  readonly op?: string;
+  /** The image's status, on a 409 (`saving` while an upload runs through the suite). */
+  readonly imageStatus?: string;
+  readonly req: IncomingMessage;
+}
+
+const OPTIONS = new Set(['lookup', 'showMultipleLocations', 'limit', 'activity', 'onRefused']);
 
 /** `/v2/images/{id}` and the data routes under it, wherever the API is mounted. */
 const IMAGE_PATH = /\/v2\/images\/([^/]+)\/?$/;
@@ -72,20 +87,30 @@ export function locationGuard(options: LocationGuardOptions) {
   const activity = options.activity ?? new ImageActivity();
   if (!(activity instanceof ImageActivity)) throw new TypeError("locationGuard: option 'activity' must be an ImageActivity");
   const policy = { showMultipleLocations };
+  const onRefused = options.onRefused;
+  if (onRefused !== undefined && typeof onRefused !== 'function') throw new TypeError("locationGuard: option 'onRefused' must be a function");
+  const refuse = (req: IncomingMessage, imageId: string, error: GlanceError): GlanceError => {
+    if (onRefused) {
+      const conflict = error as Partial<LocationConflict>;
+      onRefused({ imageId, error, req, ...(conflict.op ? { op: conflict.op, imageStatus: conflict.imageStatus as string } : {}) });
+    }
+    return error;
+  };
 
   async function judge(req: IncomingMessage, res: ServerResponse, id: string, type: string): Promise<void> {
     const ops = locationOps(parseImagePatch(await inspectBody(req, limit), type));
     if (ops.length === 0) return;
     const turn = await activity.beginChange(id);
     if (turn === 'uploading') {
-      throw decideLocationPatch(ops, { status: 'saving', locations: null }, policy);
+      const refusal = decideLocationPatch(ops, { status: 'saving', locations: null }, policy);
+      throw refusal ? refuse(req, id, refusal) : new Error('a location change during an upload must be refused');
     }
     const release: Release = turn;
     whenAnswered(res, release);
     const image = await lookup(id, req);
     if (image === null) return; // not visible to this caller: the backing service answers
     const refusal = decideLocationPatch(ops, image, policy);
-    if (refusal) throw refusal;
+    if (refusal) throw refuse(req, id, refusal);
   }
 
   return function locationGuard(req: IncomingMessage, res: ServerResponse, next: NextFunction): void {

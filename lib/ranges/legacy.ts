@@ -16,6 +16,8 @@ export interface LegacyUse {
   readonly userAgent: string | undefined;
   readonly method: string | undefined;
   readonly url: string | undefined;
+  /** The request itself (e.g. for its id). */
+  readonly req: IncomingMessage;
 }
 
 export interface DeprecationOptions {
@@ -71,7 +73,7 @@ export function signalLegacy(req: IncomingMessage, res: ServerResponse, signal: 
     else res.setHeader(name, value);
   }
   const rewrittenTo = req.headers.range === undefined ? legacyToRange(contentRange) : null;
-  signal.onUse?.({ contentRange, rewrittenTo, userAgent: req.headers['user-agent'], method: req.method, url: req.url });
+  signal.onUse?.({ contentRange, rewrittenTo, userAgent: req.headers['user-agent'], method: req.method, url: req.url, req });
   return rewrittenTo;
 }
 

@@ -5,7 +5,7 @@
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import https from 'node:https';
 import express, { type Express } from 'express';
-import { glanceError, glanceErrorHandler, sendGlanceError } from '../errors';
+import { glanceError, glanceErrorHandler, isGlanceError, sendGlanceError } from '../errors';
 import { hypervisorMetadefs, imageSchemas } from '../defaults/documents';
 import { imageFormats, type FormatListOption } from '../defaults/middleware';
 import { pythonJson } from '../http/json';
@@ -15,6 +15,8 @@ import { httpImageLookup, type ImageFacts } from '../images/lookup';
 import { ImageActivity } from '../locations/activity';
 import { locationGuard } from '../locations/guard';
 import { serveImage, type ImageData } from '../ranges/serve';
+import { accessLog, logLegacyRange, logRefusal, type Logger } from '../observe/logs';
+import { both, metricsEndpoint, type EdgeMetrics } from '../observe/metrics';
 import type { LegacyUse } from '../ranges/legacy';
 import { endToEnd, forward } from './forward';
 
@@ -33,22 +35,10 @@ export interface SidecarOptions {
    * it with a `Content-Range` request header instead of `Range`. Default false.
    */
   readonly legacyUpstream?: boolean;
-  /** Given one structured line per request, when its answer is over. */
-  readonly accessLog?: (line: AccessLogLine) => void;
-}
-
-/** One access-log line. */
-export interface AccessLogLine {
-  readonly time: string;
-  readonly method: string | undefined;
-  readonly url: string | undefined;
-  readonly status: number;
-  readonly bytes: number;
-  readonly ms: number;
-  readonly remote: string | undefined;
-  readonly userAgent: string | undefined;
-  readonly requestId: string | undefined;
-  readonly aborted: boolean;
+  /** Structured logs: one access line per request, a warn line per legacy header, a line per refused change. */
+  readonly logger?: Logger;
+  /** Prometheus metrics, also served at GET /metrics. */
+  readonly metrics?: EdgeMetrics;
 }
 
 const FILE_PATH = /\/v2\/images\/([^/]+)\/file\/?$/;
@@ -59,7 +49,7 @@ const facts = new WeakMap<IncomingMessage, ImageFacts>();
  * schemas and metadefs, image data. Case-insensitive and with or without a trailing slash, as
  * Express routes match.
  */
-const SUITE_READS = /^\/(?:versions\/?|healthz\/?)?$|^\/v2\/(?:schemas|metadefs)(?:\/|$)|\/file\/?$/i;
+const SUITE_READS = /^\/(?:versions\/?|healthz\/?|metrics\/?)?$|^\/v2\/(?:schemas|metadefs)(?:\/|$)|\/file\/?$/i;
 
 /**
  * Whether no middleware of the suite has anything to do with `req`: a GET or HEAD outside
@@ -84,26 +74,40 @@ export function createSidecarApp(options: SidecarOptions): Express {
  * node:http proxy costs. Both ways write the same access-log line.
  */
 export function createSidecarHandler(options: SidecarOptions): (req: IncomingMessage, res: ServerResponse) => void {
-  const { app, forwarder } = sidecarParts(options, false);
-  const log = options.accessLog ? accessLogger(options.accessLog) : undefined;
+  const { app, forwarder, front } = sidecarParts(options, false);
   const fail = (req: IncomingMessage, res: ServerResponse) => (err?: unknown) => sendGlanceError(req, res, err);
   const dispatch = (req: IncomingMessage, res: ServerResponse) => {
     if (untouchedBySuite(req)) forwarder(req, res, fail(req, res));
     else app(req, res);
   };
   return function sidecar(req: IncomingMessage, res: ServerResponse): void {
-    if (log) log(req, res, () => dispatch(req, res));
-    else dispatch(req, res);
+    let i = 0;
+    const step = (): void => {
+      const middleware = front[i++];
+      if (middleware) middleware(req, res, step);
+      else dispatch(req, res);
+    };
+    step();
   };
 }
 
-function sidecarParts(options: SidecarOptions, logged: boolean) {
+type Middleware = (req: IncomingMessage, res: ServerResponse, next: () => void) => void;
+
+function sidecarParts(options: SidecarOptions, frontInApp: boolean) {
   const base = new URL(options.upstream);
   const transport = base.protocol === 'https:' ? https : http;
   const agent = new transport.Agent({ keepAlive: true, maxSockets: 256 });
   const timeout = options.timeout ?? 60_000;
-  const lookup = httpImageLookup({ url: options.upstream, agent });
-  const forwarder = forward({ upstream: options.upstream, timeout, agent });
+  const { logger, metrics } = options;
+  const plainLookup = httpImageLookup({ url: options.upstream, agent });
+  const lookup = metrics ? metrics.observeLookup(plainLookup) : plainLookup;
+  const forwarder = forward({ upstream: options.upstream, timeout, agent, ...(metrics ? { onAnswer: (seconds: number) => metrics.upstream('forward', seconds) } : {}) });
+  // What every request meets first, both ways in: request counts, then the access line and its id.
+  const front: Middleware[] = [];
+  if (metrics) front.push(metrics.requests());
+  if (logger) front.push(accessLog(logger) as Middleware);
+  const onLegacyRange = both(options.onLegacyRange, logger && logLegacyRange(logger), metrics?.onLegacyRange);
+  const onRefused = both(logger && logRefusal(logger), metrics?.onRefused);
   const prefix = base.pathname.replace(/\/+$/, '');
 
   /** Open a byte range of the image data upstream, with the caller's own headers. */
@@ -116,10 +120,12 @@ function sidecarParts(options: SidecarOptions, logged: boolean) {
         else headers['range'] = `bytes=${range.start}-${range.end}`;
       }
       headers['host'] = base.host;
+      const started = process.hrtime.bigint();
       const upstream = transport.request(
         { protocol: base.protocol, hostname: base.hostname, port: base.port, method: 'GET', path: `${prefix}${req.url ?? '/'}`, headers, agent, timeout },
         (res) => {
           upstream.setTimeout(0);
+          metrics?.upstream('data', Number(process.hrtime.bigint() - started) / 1e9);
           if (res.statusCode === 200 || res.statusCode === 206) resolve(res);
           else {
             res.resume();
@@ -128,7 +134,9 @@ function sidecarParts(options: SidecarOptions, logged: boolean) {
         },
       );
       upstream.on('timeout', () => upstream.destroy(glanceError(504, 'upstream.timeout', `The image service did not answer within ${timeout} ms.`)));
-      upstream.on('error', (err) => reject(err));
+      upstream.on('error', (err: NodeJS.ErrnoException) =>
+        reject(isGlanceError(err) ? err : glanceError(502, 'upstream.unreachable', `The image service could not be reached (${err.code ?? err.message}).`)),
+      );
       upstream.end();
     });
 
@@ -148,14 +156,16 @@ function sidecarParts(options: SidecarOptions, logged: boolean) {
       };
     },
     maxRanges: options.maxRanges ?? 1,
-    deprecation: { onUse: options.onLegacyRange ?? (() => undefined) },
+    deprecation: { onUse: onLegacyRange },
   });
 
   const activity = new ImageActivity();
+  metrics?.trackUploads(activity);
   const app = express();
   app.disable('x-powered-by');
   app.set('etag', false);
-  if (logged && options.accessLog) app.use(accessLogger(options.accessLog));
+  if (frontInApp) for (const middleware of front) app.use(middleware);
+  if (metrics) app.get('/metrics', metricsEndpoint(metrics.registry));
 
   // The sidecar's own state and whether the upstream answers.
   app.get('/healthz', (_req, res) => {
@@ -202,7 +212,7 @@ function sidecarParts(options: SidecarOptions, logged: boolean) {
     next();
   });
 
-  app.use(locationGuard({ lookup, showMultipleLocations: options.showMultipleLocations ?? true, activity }));
+  app.use(locationGuard({ lookup, showMultipleLocations: options.showMultipleLocations ?? true, activity, onRefused }));
   const formats = {
     ...(options.diskFormats ? { diskFormats: options.diskFormats } : {}),
     ...(options.containerFormats ? { containerFormats: options.containerFormats } : {}),
@@ -229,39 +239,5 @@ function sidecarParts(options: SidecarOptions, logged: boolean) {
   });
   app.use(forwarder);
   app.use(glanceErrorHandler());
-  return { app, forwarder };
-}
-
-/** One structured line per request, when its answer is over (finished or cut). */
-function accessLogger(log: (line: AccessLogLine) => void) {
-  return function accessLog(req: IncomingMessage, res: ServerResponse, next: () => void): void {
-    const started = process.hrtime.bigint();
-    const time = new Date().toISOString();
-    let bytes = 0;
-    const write = res.write;
-    res.write = function counted(this: ServerResponse, chunk: unknown, ...rest: unknown[]) {
-      if (typeof chunk === 'string' || Buffer.isBuffer(chunk)) bytes += Buffer.byteLength(chunk);
-      return (write as (...args: unknown[]) => boolean).call(this, chunk, ...rest);
-    } as ServerResponse['write'];
-    const end = res.end;
-    res.end = function counted(this: ServerResponse, chunk?: unknown, ...rest: unknown[]) {
-      if (typeof chunk === 'string' || Buffer.isBuffer(chunk)) bytes += Buffer.byteLength(chunk);
-      return (end as (...args: unknown[]) => ServerResponse).call(this, chunk, ...rest);
-    } as ServerResponse['end'];
-    res.once('close', () => {
-      log({
-        time,
-        method: req.method,
-        url: req.url,
-        status: res.statusCode,
-        bytes,
-        ms: Number((process.hrtime.bigint() - started) / 1000n) / 1000,
-        remote: req.socket.remoteAddress,
-        userAgent: req.headers['user-agent'],
-        requestId: (res.getHeader('x-openstack-request-id') as string | undefined) ?? (req.headers['x-openstack-request-id'] as string | undefined),
-        aborted: !res.writableFinished,
-      });
-    });
-    next();
-  };
+  return { app, forwarder, front };
 }

@@ -20,6 +20,8 @@ export interface ForwardOptions {
   readonly timeout?: number;
   /** Connection pool to the upstream; by default a keep-alive agent of its own. */
   readonly agent?: http.Agent;
+  /** Told how long (seconds) the upstream took to start each answer, e.g. for a latency histogram. */
+  readonly onAnswer?: (seconds: number) => void;
 }
 
 const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-authenticate', 'proxy-authorization', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'proxy-connection']);
@@ -116,14 +118,17 @@ export function forward(options: ForwardOptions) {
     return out;
   }
 
+  const onAnswer = options.onAnswer;
   return function forward(req: IncomingMessage, res: ServerResponse, next: NextFunction): void {
     const proto = 'encrypted' in req.socket && req.socket.encrypted ? 'https' : 'http';
+    const started = onAnswer ? process.hrtime.bigint() : 0n;
     let answered = false;
     const upstream = transport.request(
       { protocol: base.protocol, hostname: base.hostname, port: base.port, method: req.method, path: `${prefix}${req.url ?? '/'}`, headers: upstreamHeaders(req, proto), agent, timeout },
       (answer) => {
         answered = true;
         upstream.setTimeout(0);
+        if (onAnswer) onAnswer(Number(process.hrtime.bigint() - started) / 1e9);
         res.writeHead(answer.statusCode ?? 502, answer.statusMessage, clientHeaders(answer, req, proto));
         answer.pipe(res);
         // The upstream died mid-answer: the client must not take a truncated body for a whole one.

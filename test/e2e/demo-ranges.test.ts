@@ -157,14 +157,15 @@ const WHOLE: Outcome = {};
 const e416 = (message: string): Outcome => ({ error: 416, message });
 const e400 = (message: string): Outcome => ({ error: 400, message });
 
-/** The process's log line for a use of the legacy form, once it has been written. */
-async function logLine(of: Demo, userAgent: string, contentRange: string, path: string): Promise<string | undefined> {
-  const wanted = `from ${JSON.stringify(userAgent)}: ${JSON.stringify(contentRange)} GET ${path}\n`;
+/** The process's warn line (JSON) for a use of the legacy form, once it has been written. */
+async function logLine(of: Demo, userAgent: string, contentRange: string, path: string): Promise<Record<string, unknown> | undefined> {
   for (let i = 0; i < 100; i++) {
     const line = of
       .output()
-      .split(/(?<=\n)/)
-      .find((l) => l.startsWith(`glance-edge ${of.command}: deprecated Content-Range request header (`) && l.endsWith(wanted));
+      .split('\n')
+      .filter((l) => l.startsWith('{'))
+      .map((l) => JSON.parse(l) as Record<string, unknown>)
+      .find((l) => l['msg'] === 'deprecated Content-Range request header' && l['userAgent'] === userAgent && l['contentRange'] === contentRange && l['url'] === path);
     if (line) return line;
     await new Promise((r) => setTimeout(r, 20));
   }
@@ -299,7 +300,7 @@ describe('2. Image data: the legacy request form (Content-Range on a download)',
     it(`${says(outcome)} with the deprecation signal and a log line for Content-Range: ${JSON.stringify(contentRange)}`, async () => {
       const userAgent = `e2e-legacy/${i}`;
       expectOutcome(await download(demo.url, id, { 'content-range': contentRange, 'user-agent': userAgent }), outcome, { legacy: true });
-      expect(await logLine(demo, userAgent, contentRange, `/v2/images/${id}/file`)).toBeDefined();
+      expect(await logLine(demo, userAgent, contentRange, `/v2/images/${id}/file`)).toMatchObject({ level: 'warn', method: 'GET', client: userAgent.split('/')[0]?.toLowerCase() });
     });
   });
 

@@ -203,7 +203,9 @@ describe('the sidecar in front of an old service', () => {
         .output()
         .split('\n')
         .find((l) => l.includes('"/healthz"'));
-      expect(JSON.parse(line ?? '{}')).toMatchObject({ method: 'GET', url: '/healthz', status: 200, aborted: false });
+      const entry = JSON.parse(line ?? '{}') as Record<string, unknown>;
+      expect(entry).toMatchObject({ level: 'info', msg: 'request', req: { method: 'GET', url: '/healthz' }, res: { status: 200 } });
+      expect(entry['requestId']).toBe(ok.headers.get('x-openstack-request-id'));
     });
     const orphan = await startCli(['proxy', '--upstream', 'http://127.0.0.1:9', '--port', '0', '--host', '127.0.0.1']);
     try {

@@ -1,0 +1,191 @@
+/**
+ * Prometheus metrics of the suite (prom-client): requests by route group and status, location
+ * conflicts by op and image status, legacy Content-Range requests by client, upstream latency,
+ * uploads in flight, lookup failures. Every label has a bounded set of values.
+ *
+ * The demo and the sidecar serve them at /metrics; a mount-mode user creates them with
+ * createMetrics(), passes the hooks to the middlewares and exposes `metrics.registry` as they like.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { isGlanceError } from '../errors';
+import { pathOf } from '../http/media';
+import { IMAGE_STATUSES, type ImageLookup } from '../images/lookup';
+import type { ImageActivity } from '../locations/activity';
+import type { LocationRefusal } from '../locations/guard';
+import type { LegacyUse } from '../ranges/legacy';
+
+export interface MetricsOptions {
+  /** Where the metrics are registered. Default: a registry of their own, with Node's default metrics. */
+  readonly registry?: Registry;
+  /** Prefix of every metric name. Default `glance_edge_`. */
+  readonly prefix?: string;
+  /** Distinct clients counted by name for legacy Content-Range requests; the rest count as `other`. Default 20. */
+  readonly legacyClients?: number;
+}
+
+/** What a request is about, for the `route` label. */
+export type RouteGroup = 'versions' | 'healthz' | 'metrics' | 'schemas' | 'metadefs' | 'images' | 'image' | 'image_data' | 'image_upload' | 'image_action' | 'other';
+
+const ROUTES: readonly [RegExp, RouteGroup][] = [
+  [/^\/(?:versions)?\/?$/i, 'versions'],
+  [/^\/healthz\/?$/i, 'healthz'],
+  [/^\/metrics\/?$/i, 'metrics'],
+  [/^\/v2\/schemas(?:\/|$)/i, 'schemas'],
+  [/^\/v2\/metadefs(?:\/|$)/i, 'metadefs'],
+  [/^\/v2\/images\/?$/i, 'images'],
+  [/^\/v2\/images\/[^/]+\/?$/i, 'image'],
+  [/^\/v2\/images\/[^/]+\/file\/?$/i, 'image_data'],
+  [/^\/v2\/images\/[^/]+\/(?:stage|import)\/?$/i, 'image_upload'],
+  [/^\/v2\/images\/[^/]+\/actions\/[^/]+\/?$/i, 'image_action'],
+];
+
+/** The route group of a request path (wherever the API is mounted, `/v2/...` is what counts). */
+export function routeGroup(req: IncomingMessage): RouteGroup {
+  const path = pathOf(req);
+  const at = path.search(/\/v2\//i);
+  const tail = at > 0 ? path.slice(at) : path;
+  for (const [pattern, group] of ROUTES) if (pattern.test(tail)) return group;
+  return 'other';
+}
+
+const STATUSES = new Set<string>(IMAGE_STATUSES);
+const METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS']);
+
+/** The product name a User-Agent starts with (`python-glanceclient/4.1 ...` → `python-glanceclient`). */
+export function clientName(userAgent: string | undefined): string {
+  const m = /^\s*([A-Za-z0-9][A-Za-z0-9._+-]{0,39})/.exec(userAgent ?? '');
+  return m ? (m[1] as string).toLowerCase() : 'unknown';
+}
+
+export interface EdgeMetrics {
+  readonly registry: Registry;
+  /** Middleware counting every answer by method, route group and status, when it is over. */
+  requests(): (req: IncomingMessage, res: ServerResponse, next: () => void) => void;
+  /** A locationGuard `onRefused` hook. */
+  readonly onRefused: (refusal: LocationRefusal) => void;
+  /** A serveImage / legacyContentRange `onUse` hook. */
+  readonly onLegacyRange: (use: LegacyUse) => void;
+  /** Time an upstream took to start answering (`lookup`, `forward`, `data`), in seconds. */
+  upstream(kind: 'lookup' | 'forward' | 'data', seconds: number): void;
+  /** Count a failed lookup by the error's type (e.g. `lookup.failed`, `lookup.unavailable`). */
+  lookupFailure(type: string): void;
+  /** Report the uploads in flight of `activity` (images with an upload through the suite). */
+  trackUploads(activity: ImageActivity): void;
+  /** `lookup`, timed and with its failures counted. */
+  observeLookup(lookup: ImageLookup): ImageLookup;
+}
+
+/** Create the suite's metrics. */
+export function createMetrics(options: MetricsOptions = {}): EdgeMetrics {
+  for (const key of Object.keys(options)) {
+    if (!['registry', 'prefix', 'legacyClients'].includes(key)) throw new TypeError(`createMetrics: unknown option '${key}'`);
+  }
+  const own = options.registry === undefined;
+  const registry = options.registry ?? new Registry();
+  if (!(registry instanceof Registry)) throw new TypeError("createMetrics: option 'registry' must be a prom-client Registry");
+  const prefix = options.prefix ?? 'glance_edge_';
+  if (!/^[a-zA-Z_:][a-zA-Z0-9_:]*$|^$/.test(prefix)) throw new TypeError("createMetrics: option 'prefix' must be a valid metric name prefix");
+  const legacyClients = options.legacyClients ?? 20;
+  if (!Number.isInteger(legacyClients) || legacyClients < 0) throw new TypeError("createMetrics: option 'legacyClients' must be a whole number");
+  if (own) collectDefaultMetrics({ register: registry, prefix });
+
+  const registers = [registry];
+  const requests = new Counter({ name: `${prefix}http_requests_total`, help: 'Answers by method, route group and status.', labelNames: ['method', 'route', 'status'], registers });
+  const conflicts = new Counter({
+    name: `${prefix}location_conflicts_total`,
+    help: 'Location changes refused with 409, by op and image status.',
+    labelNames: ['op', 'image_status'],
+    registers,
+  });
+  const legacy = new Counter({
+    name: `${prefix}legacy_content_range_requests_total`,
+    help: `Downloads using the deprecated Content-Range request header, by client (User-Agent product; beyond ${legacyClients} distinct clients: other).`,
+    labelNames: ['client'],
+    registers,
+  });
+  const latency = new Histogram({
+    name: `${prefix}upstream_latency_seconds`,
+    help: 'Time the upstream image service took to start answering: lookup, forwarded request, image data.',
+    labelNames: ['kind'],
+    buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+    registers,
+  });
+  const failures = new Counter({ name: `${prefix}lookup_failures_total`, help: 'Image lookups that failed, by error type (the change was refused).', labelNames: ['type'], registers });
+  const activities: ImageActivity[] = [];
+  new Gauge({
+    name: `${prefix}uploads_in_flight`,
+    help: 'Images with an upload of data in flight through the suite.',
+    registers,
+    collect() {
+      this.set(activities.reduce((n, a) => n + a.uploads, 0));
+    },
+  });
+  const clients = new Set<string>();
+
+  const metrics: EdgeMetrics = {
+    registry,
+    requests: () =>
+      function countRequests(req, res, next) {
+        const done = () => {
+          res.removeListener('finish', done);
+          res.removeListener('close', done);
+          requests.inc({ method: METHODS.has(req.method ?? '') ? (req.method as string) : 'other', route: routeGroup(req), status: String(res.statusCode) });
+        };
+        res.on('finish', done);
+        res.on('close', done);
+        next();
+      },
+    onRefused: (refusal) => {
+      if (refusal.op === undefined) return;
+      const status = refusal.imageStatus ?? 'unknown';
+      conflicts.inc({ op: refusal.op, image_status: STATUSES.has(status) ? status : 'other' });
+    },
+    onLegacyRange: (use) => {
+      let client = clientName(use.userAgent);
+      if (!clients.has(client)) {
+        if (clients.size < legacyClients) clients.add(client);
+        else client = 'other';
+      }
+      legacy.inc({ client });
+    },
+    upstream: (kind, seconds) => latency.observe({ kind }, seconds),
+    lookupFailure: (type) => failures.inc({ type }),
+    trackUploads: (activity) => {
+      if (!activities.includes(activity)) activities.push(activity);
+    },
+    observeLookup: (lookup) =>
+      async function observedLookup(id, req) {
+        const started = process.hrtime.bigint();
+        try {
+          return await lookup(id, req);
+        } catch (err) {
+          metrics.lookupFailure(isGlanceError(err) ? err.type : 'error');
+          throw err;
+        } finally {
+          metrics.upstream('lookup', Number(process.hrtime.bigint() - started) / 1e9);
+        }
+      },
+  };
+  return metrics;
+}
+
+/** The given listeners as one (those given as false or undefined left out): hooks of the options, logs and metrics. */
+export function both<T>(...listeners: (((value: T) => void) | false | undefined)[]): (value: T) => void {
+  const set = listeners.filter((l): l is (value: T) => void => typeof l === 'function');
+  if (set.length === 0) return () => undefined;
+  if (set.length === 1) return set[0] as (value: T) => void;
+  return (value) => {
+    for (const listener of set) listener(value);
+  };
+}
+
+/** A handler answering `GET /metrics` with the registry in Prometheus' text format. */
+export function metricsEndpoint(registry: Registry) {
+  return function metricsEndpoint(_req: IncomingMessage, res: ServerResponse, next: (err?: unknown) => void): void {
+    registry.metrics().then((text) => {
+      res.writeHead(200, { 'Content-Type': registry.contentType, 'Content-Length': Buffer.byteLength(text), 'Cache-Control': 'no-store' });
+      res.end(text);
+    }, next);
+  };
+}
