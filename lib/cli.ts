@@ -97,6 +97,7 @@ function serve(name: string, logger: Logger, server: http.Server, host: string, 
       const actual = typeof address === 'object' && address ? address.port : listenPort;
       const shownHost = host.includes(':') ? `[${host}]` : host;
       logger.info({ ...extra, port: actual }, `glance-edge ${name} listening on http://${shownHost}:${actual}`);
+      logger.flush();
       // Graceful stop: no new connections, in-flight requests finish, idle keep-alive
       // connections are closed as they become idle; after 10 s the process exits anyway.
       const stop = () => {

@@ -91,7 +91,22 @@ export function createMetrics(options: MetricsOptions = {}): EdgeMetrics {
   if (own) collectDefaultMetrics({ register: registry, prefix });
 
   const registers = [registry];
-  const requests = new Counter({ name: `${prefix}http_requests_total`, help: 'Answers by method, route group and status.', labelNames: ['method', 'route', 'status'], registers });
+  // Answers are counted in a plain map and handed to prom-client at scrape time: a labelled
+  // inc() per request (hashing its labels) was a measurable share of a small forwarded request.
+  const answered = new Map<string, number>();
+  new Counter({
+    name: `${prefix}http_requests_total`,
+    help: 'Answers by method, route group and status.',
+    labelNames: ['method', 'route', 'status'],
+    registers,
+    collect() {
+      this.reset();
+      for (const [key, n] of answered) {
+        const [method, route, status] = key.split(' ') as [string, string, string];
+        this.inc({ method, route, status }, n);
+      }
+    },
+  });
   const conflicts = new Counter({
     name: `${prefix}location_conflicts_total`,
     help: 'Location changes refused with 409, by op and image status.',
@@ -130,7 +145,8 @@ export function createMetrics(options: MetricsOptions = {}): EdgeMetrics {
         const done = () => {
           res.removeListener('finish', done);
           res.removeListener('close', done);
-          requests.inc({ method: METHODS.has(req.method ?? '') ? (req.method as string) : 'other', route: routeGroup(req), status: String(res.statusCode) });
+          const key = `${METHODS.has(req.method ?? '') ? (req.method as string) : 'other'} ${routeGroup(req)} ${res.statusCode}`;
+          answered.set(key, (answered.get(key) ?? 0) + 1);
         };
         res.on('finish', done);
         res.on('close', done);

@@ -77,6 +77,24 @@ export function forward(options: ForwardOptions) {
   const upstreamOrigin = base.origin;
   const timedOut = glanceError(504, 'upstream.timeout', `The image service did not answer within ${timeout} ms.`);
 
+  // Requests sent and waiting for the upstream's answer, checked by one coarse timer (a tenth of the
+  // timeout, at most a second) rather than a socket timeout each: arming and clearing one per
+  // request was a twentieth of a small forwarded request's cost.
+  const waiting = new Map<() => void, number>();
+  let watchdog: NodeJS.Timeout | undefined;
+  const sweep = () => {
+    const now = Date.now();
+    for (const [expire, since] of waiting) if (now - since >= timeout) expire();
+    if (waiting.size === 0 && watchdog) {
+      clearInterval(watchdog);
+      watchdog = undefined;
+    }
+  };
+  const wait = (expire: () => void) => {
+    waiting.set(expire, Date.now());
+    watchdog ??= setInterval(sweep, Math.min(1000, Math.max(5, Math.floor(timeout / 10)))).unref();
+  };
+
   /**
    * The request's headers for the upstream, as a flat [name, value, ...] list in the client's
    * order and spelling: end-to-end ones only, Host the upstream's, X-Forwarded-* added.
@@ -124,10 +142,10 @@ export function forward(options: ForwardOptions) {
     const started = onAnswer ? process.hrtime.bigint() : 0n;
     let answered = false;
     const upstream = transport.request(
-      { protocol: base.protocol, hostname: base.hostname, port: base.port, method: req.method, path: `${prefix}${req.url ?? '/'}`, headers: upstreamHeaders(req, proto), agent, timeout },
+      { protocol: base.protocol, hostname: base.hostname, port: base.port, method: req.method, path: `${prefix}${req.url ?? '/'}`, headers: upstreamHeaders(req, proto), agent },
       (answer) => {
         answered = true;
-        upstream.setTimeout(0);
+        waiting.delete(expire);
         if (onAnswer) onAnswer(Number(process.hrtime.bigint() - started) / 1e9);
         res.writeHead(answer.statusCode ?? 502, answer.statusMessage, clientHeaders(answer, req, proto));
         answer.pipe(res);
@@ -140,12 +158,17 @@ export function forward(options: ForwardOptions) {
     const fail = (err: unknown) => {
       if (failed) return;
       failed = true;
+      waiting.delete(expire);
       upstream.destroy();
       if (answered || res.headersSent) res.destroy();
       else next(err);
     };
-    upstream.on('timeout', () => {
+    const expire = () => {
       if (!answered) fail(timedOut);
+    };
+    // The wait for the answer begins once the request (and its body) has been sent.
+    upstream.once('finish', () => {
+      if (!answered && !failed) wait(expire);
     });
     // The client went away (its answer closed unfinished): stop the upstream request too. (Not
     // req.destroyed: a request whose body has been read is destroyed in any case.)
@@ -153,6 +176,7 @@ export function forward(options: ForwardOptions) {
     res.on('close', () => {
       if (res.writableFinished) return;
       clientGone = true;
+      waiting.delete(expire);
       upstream.destroy();
     });
     upstream.on('error', (err: NodeJS.ErrnoException) => {

@@ -198,11 +198,15 @@ describe('the sidecar in front of an old service', () => {
       const ok = await fetch(`${sidecar.url}/healthz`);
       expect(ok.status).toBe(200);
       expect(await ok.json()).toMatchObject({ status: 'ok', upstream: { url: up.url, reachable: true, status: 200 }, uploadsInFlight: 0 });
-      await new Promise((r) => setTimeout(r, 100));
-      const line = sidecar
-        .output()
-        .split('\n')
-        .find((l) => l.includes('"/healthz"'));
+      // Log lines are written in batches, at the latest 200 ms after they are made.
+      let line: string | undefined;
+      for (let i = 0; i < 100 && !line; i++) {
+        await new Promise((r) => setTimeout(r, 20));
+        line = sidecar
+          .output()
+          .split('\n')
+          .find((l) => l.includes('"/healthz"'));
+      }
       const entry = JSON.parse(line ?? '{}') as Record<string, unknown>;
       expect(entry).toMatchObject({ level: 'info', msg: 'request', req: { method: 'GET', url: '/healthz' }, res: { status: 200 } });
       expect(entry['requestId']).toBe(ok.headers.get('x-openstack-request-id'));
