@@ -12,13 +12,14 @@
 #   patch  PATCH /v2/images/{id} removing /locations/0 (the sidecar first looks the image up
 #          with GET /v2/images/{id}, then forwards; the others just forward)         PATCH_CONNS
 #   full   whole downloads of the 256 MiB image                                        FULL_CONNS
-#   big    one whole download of the 1 GiB image (curl), peak RSS read after it
+#   big    on freshly started proxies: one whole download of a BIG_MIB image and one chunked upload
+#          of BIG_MIB (curl -T -), the proxy's RSS sampled every 100 ms during each
 # The proxies run on CPU PROXY_CPU; wrk, curl and the upstream on CPU OTHER_CPU. Rounds are
 # interleaved across proxies and the best figure of each is kept; peak RSS is VmHWM of the proxy
 # process (for nginx, its worker) over the whole run.
 #
 # Settings (environment, defaults in brackets): DURATION [10] WARMUP [2] ROUNDS [2]
-#   SMALL_CONNS [32] PATCH_CONNS [32] FULL_CONNS [4] SIZE_MIB [256] BIG_MIB [1024]
+#   SMALL_CONNS [32] PATCH_CONNS [32] FULL_CONNS [4] SIZE_MIB [256] BIG_MIB [2048]
 #   PROXY_CPU [1] OTHER_CPU [0] BASE_PORT [18080] STRICT [0: exit 0 whatever the figures; 1: exit
 #   3 when a target is missed]
 set -Eeuo pipefail
@@ -32,7 +33,7 @@ SMALL_CONNS=${SMALL_CONNS:-32}
 PATCH_CONNS=${PATCH_CONNS:-32}
 FULL_CONNS=${FULL_CONNS:-4}
 SIZE_MIB=${SIZE_MIB:-256}
-BIG_MIB=${BIG_MIB:-1024}
+BIG_MIB=${BIG_MIB:-2048}
 PROXY_CPU=${PROXY_CPU:-1}
 OTHER_CPU=${OTHER_CPU:-0}
 BASE_PORT=${BASE_PORT:-18080}
@@ -62,6 +63,7 @@ cleanup() {
   [[ -n $TMP && ${KEEP_TMP:-0} != 1 ]] && rm -rf "$TMP"
 }
 trap cleanup EXIT
+trap 'exit 130' INT TERM
 
 # --- What is needed ------------------------------------------------------------------------------
 missing=()
@@ -78,11 +80,13 @@ NGINX=$(command -v nginx || echo /usr/sbin/nginx)
 [[ -d $ROOT/node_modules/http-proxy-middleware ]] || die "run npm ci in $ROOT first"
 [[ -x $ROOT/dist/cli.js ]] || (cd "$ROOT" && npm run build >/dev/null 2>&1) || die "npm run build failed"
 
+port_free() { ! (exec 3<>"/dev/tcp/$HOST/$1") 2>/dev/null; }
+for p in "$UP" "${PORT[@]}"; do port_free "$p" || die "port $p is taken (BASE_PORT=$BASE_PORT): another run still going?"; done
 TMP=$(mktemp -d -t glance-edge-bench.XXXXXX)
 chmod 755 "$TMP" # nginx workers read the images as their own user
-log "images: ${SIZE_MIB} MiB and ${BIG_MIB} MiB of random bytes in $TMP"
+log "images: ${SIZE_MIB} MiB of random bytes and a sparse ${BIG_MIB} MiB file in $TMP"
 head -c $((SIZE_MIB * 1024 * 1024)) /dev/urandom >"$TMP/image"
-head -c $((BIG_MIB * 1024 * 1024)) /dev/urandom >"$TMP/big"
+truncate -s $((BIG_MIB * 1024 * 1024)) "$TMP/big"
 SHA=$(sha256sum "$TMP/image" | cut -d' ' -f1)
 
 image_json() { # id size checksum
@@ -105,9 +109,14 @@ http {
   server {
     listen $HOST:$UP;
     location = /v2/images/$IMG { default_type application/json; return 200 '$(image_json "$IMG" $((SIZE_MIB * 1024 * 1024)) "$(md5sum "$TMP/image" | cut -d' ' -f1)")'; }
-    location = /v2/images/$BIG { default_type application/json; return 200 '$(image_json "$BIG" $((BIG_MIB * 1024 * 1024)) "$(md5sum "$TMP/big" | cut -d' ' -f1)")'; }
+    location = /v2/images/$BIG { default_type application/json; return 200 '$(image_json "$BIG" $((BIG_MIB * 1024 * 1024)) "")'; }
     location = /v2/images/$IMG/file { default_type application/octet-stream; alias $TMP/image; }
-    location = /v2/images/$BIG/file { default_type application/octet-stream; alias $TMP/big; }
+    location = /v2/images/$BIG/file {
+      default_type application/octet-stream;
+      client_max_body_size 0;
+      if (\$request_method = PUT) { return 204; }
+      alias $TMP/big;
+    }
     location / { default_type application/json; return 200 '$SMALL_BODY'; }
   }
 }
@@ -139,28 +148,47 @@ http {
   }
 }
 EOF
-taskset -c "$PROXY_CPU" "$NGINX" -c "$TMP/px/nginx.conf" -p "$TMP/px" -g 'daemon off;' 2>"$TMP/px/stderr" &
-PIDS+=($!)
-NGINX_MASTER=$!
-# The sidecar as its users run it (the bin, with its shebang's V8 flags); its access log to a file.
-taskset -c "$PROXY_CPU" "$ROOT/dist/cli.js" proxy --upstream "http://$HOST:$UP" --port "${PORT[sidecar]}" >"$TMP/sidecar.log" 2>&1 &
-PIDS+=($!)
-SIDECAR_PID=$!
-taskset -c "$PROXY_CPU" node "$BENCH_DIR/hpm-proxy.js" "http://$HOST:$UP" "${PORT[hpm]}" >"$TMP/hpm.log" 2>&1 &
-PIDS+=($!)
-HPM_PID=$!
-
 wait_port() {
   local i
-  for i in $(seq 1 100); do
+  for i in $(seq 1 300); do
     curl -s -o /dev/null --max-time 1 "http://$HOST:$1/" && return 0
     sleep 0.1
   done
   die "nothing answers on port $1"
 }
-for p in "$UP" "${PORT[@]}"; do wait_port "$p"; done
-nginx_worker() { pgrep -P "$NGINX_MASTER" | head -n 1; }
-declare -A PID=([sidecar]=$SIDECAR_PID [hpm]=$HPM_PID [nginx]=$(nginx_worker))
+declare -A PID
+NGINX_MASTER=""
+nginx_worker() { pgrep -P "$NGINX_MASTER" | head -n 1 || die "nginx (pid $NGINX_MASTER) has no worker: did it start? $(cat "$TMP/px/error.log" 2>/dev/null)"; }
+stop_proxies() {
+  local pid p workers
+  workers=$(pgrep -P "$NGINX_MASTER" 2>/dev/null | tr '\n' ' ' || true)
+  for pid in "${PID[sidecar]:-}" "${PID[hpm]:-}" "$NGINX_MASTER"; do [[ -n $pid ]] && kill "$pid" 2>/dev/null || true; done
+  # Gone when their ports are free again (nginx's workers outlive its master for a moment).
+  for p in "${PORT[@]}"; do
+    for _ in $(seq 1 50); do port_free "$p" && break; sleep 0.1; done
+  done
+  for pid in "${PID[sidecar]:-}" "${PID[hpm]:-}" "$NGINX_MASTER" $workers; do kill -9 "$pid" 2>/dev/null || true; done
+  for p in "${PORT[@]}"; do
+    for _ in $(seq 1 50); do port_free "$p" && break; sleep 0.1; done
+    port_free "$p" || die "port $p is still taken after stopping the proxies"
+  done
+}
+start_proxies() {
+  taskset -c "$PROXY_CPU" "$NGINX" -c "$TMP/px/nginx.conf" -p "$TMP/px" -g 'daemon off;' 2>"$TMP/px/stderr" &
+  NGINX_MASTER=$!
+  PIDS+=($!)
+  # The sidecar as its users run it (the bin, with its shebang's V8 flags); its log to a file.
+  taskset -c "$PROXY_CPU" "$ROOT/dist/cli.js" proxy --upstream "http://$HOST:$UP" --port "${PORT[sidecar]}" >>"$TMP/sidecar.log" 2>&1 &
+  PID[sidecar]=$!
+  PIDS+=($!)
+  taskset -c "$PROXY_CPU" node "$BENCH_DIR/hpm-proxy.js" "http://$HOST:$UP" "${PORT[hpm]}" >>"$TMP/hpm.log" 2>&1 &
+  PID[hpm]=$!
+  PIDS+=($!)
+  local p
+  for p in "$UP" "${PORT[@]}"; do wait_port "$p"; done
+  PID[nginx]=$(nginx_worker)
+}
+start_proxies
 rss_mb() { awk '/VmHWM/ { printf "%.1f", $2 / 1024 }' "/proc/$1/status"; }
 
 # --- Each proxy answers right before it is measured ------------------------------------------
@@ -197,14 +225,36 @@ for round in $(seq 1 "$ROUNDS"); do
   for px in "${PROXIES[@]}"; do run_wrk "$px" patch "$PATCH_CONNS" "/v2/images/$IMG" patch; done
   for px in "${PROXIES[@]}"; do run_wrk "$px" full "$FULL_CONNS" "/v2/images/$IMG/file"; done
 done
-declare -A RSS_FULL RSS_BIG BIG_MBS
+declare -A RSS_FULL RSS_BIG BIG_MBS UP_MBS RSS_UP
+for px in "${PROXIES[@]}"; do RSS_FULL[$px]=$(rss_mb "${PID[$px]}"); done
+
+# Peak VmRSS of process $1 while command "${@:2}" runs, sampled every 100 ms; the command's stdout
+# is kept in $TMP/out.
+rss_during() {
+  local pid=$1 peak=0 now sampler
+  shift
+  ( while kill -0 "$pid" 2>/dev/null; do awk '/VmRSS/ { print $2 }' "/proc/$pid/status" 2>/dev/null; sleep 0.1; done ) >"$TMP/rss" &
+  sampler=$!
+  "$@" >"$TMP/out" || true
+  kill "$sampler" 2>/dev/null || true
+  wait "$sampler" 2>/dev/null || true
+  calc '%.1f' "$(sort -n "$TMP/rss" | tail -n 1) / 1024"
+}
+log "big transfers on freshly started proxies"
+stop_proxies
+start_proxies
+big=$((BIG_MIB * 1024 * 1024))
 for px in "${PROXIES[@]}"; do
-  PID[nginx]=$(nginx_worker)
-  RSS_FULL[$px]=$(rss_mb "${PID[$px]}")
-  speed=$(taskset -c "$OTHER_CPU" curl -s -o /dev/null -w '%{speed_download}' --max-time 300 "http://$HOST:${PORT[$px]}/v2/images/$BIG/file")
+  base="http://$HOST:${PORT[$px]}/v2/images/$BIG/file"
+  RSS_BIG[$px]=$(rss_during "${PID[$px]}" taskset -c "$OTHER_CPU" curl -s -o /dev/null -w '%{speed_download} %{size_download}\n' --max-time 600 "$base")
+  read -r speed got <"$TMP/out"
+  [[ $got == "$big" ]] || die "$px: the ${BIG_MIB} MiB download brought $got bytes"
   BIG_MBS[$px]=$(calc '%.0f' "$speed / 1000000")
-  RSS_BIG[$px]=$(rss_mb "${PID[$px]}")
-  log "big $px: ${BIG_MBS[$px]} MB/s, peak RSS ${RSS_BIG[$px]} MB"
+  RSS_UP[$px]=$(rss_during "${PID[$px]}" sh -c "head -c $big /dev/zero | taskset -c $OTHER_CPU curl -s -o /dev/null -w '%{speed_upload} %{http_code}\n' --max-time 600 -T - -X PUT -H 'Content-Type: application/octet-stream' '$base'")
+  read -r speed code <"$TMP/out"
+  [[ $code == 204 ]] || die "$px: the ${BIG_MIB} MiB chunked upload answered $code"
+  UP_MBS[$px]=$(calc '%.0f' "$speed / 1000000")
+  log "big $px: download ${BIG_MBS[$px]} MB/s, peak RSS ${RSS_BIG[$px]} MB; chunked upload ${UP_MBS[$px]} MB/s, peak RSS ${RSS_UP[$px]} MB"
 done
 
 # --- Report --------------------------------------------------------------------------------------
@@ -221,21 +271,23 @@ printf '%-34s %12s %12s %12s\n' "small pass-through p99 ms" "${P99[sidecar.small
 printf '%-34s %12s %12s %12s\n' "guarded PATCH req/s" "${RPS[sidecar.patch]}" "${RPS[hpm.patch]}" "${RPS[nginx.patch]}"
 printf '%-34s %12s %12s %12s\n' "guarded PATCH p99 ms" "${P99[sidecar.patch]}" "${P99[hpm.patch]}" "${P99[nginx.patch]}"
 printf '%-34s %12s %12s %12s\n' "${SIZE_MIB} MiB downloads MB/s" "${MBS[sidecar.full]}" "${MBS[hpm.full]}" "${MBS[nginx.full]}"
-printf '%-34s %12s %12s %12s\n' "peak RSS MB after ${SIZE_MIB} MiB runs" "${RSS_FULL[sidecar]}" "${RSS_FULL[hpm]}" "${RSS_FULL[nginx]}"
+printf '%-34s %12s %12s %12s\n' "peak RSS MB over the runs above" "${RSS_FULL[sidecar]}" "${RSS_FULL[hpm]}" "${RSS_FULL[nginx]}"
 printf '%-34s %12s %12s %12s\n' "${BIG_MIB} MiB download MB/s" "${BIG_MBS[sidecar]}" "${BIG_MBS[hpm]}" "${BIG_MBS[nginx]}"
-printf '%-34s %12s %12s %12s\n' "peak RSS MB after ${BIG_MIB} MiB" "${RSS_BIG[sidecar]}" "${RSS_BIG[hpm]}" "${RSS_BIG[nginx]}"
+printf '%-34s %12s %12s %12s\n' "  peak RSS MB during it" "${RSS_BIG[sidecar]}" "${RSS_BIG[hpm]}" "${RSS_BIG[nginx]}"
+printf '%-34s %12s %12s %12s\n' "${BIG_MIB} MiB chunked upload MB/s" "${UP_MBS[sidecar]}" "${UP_MBS[hpm]}" "${UP_MBS[nginx]}"
+printf '%-34s %12s %12s %12s\n' "  peak RSS MB during it" "${RSS_UP[sidecar]}" "${RSS_UP[hpm]}" "${RSS_UP[nginx]}"
 printf '%-34s %12s %12s %12s\n' "failed answers (all runs)" "$((NON2XX[sidecar.small] + NON2XX[sidecar.patch] + NON2XX[sidecar.full]))" \
   "$((NON2XX[hpm.small] + NON2XX[hpm.patch] + NON2XX[hpm.full]))" "$((NON2XX[nginx.small] + NON2XX[nginx.patch] + NON2XX[nginx.full]))"
 echo
 r1=$(ratio "${RPS[sidecar.small]}" "${RPS[hpm.small]}")
 r2=$(ratio "${RPS[sidecar.small]}" "${RPS[nginx.small]}")
 r3=$(ratio "${MBS[sidecar.full]}" "${MBS[nginx.full]}")
-o1=$(calc "%d" "($r1 >= 2)") o2=$(calc "%d" "($r2 >= 0.4)") o3=$(calc "%d" "($r3 >= 0.9)") o4=$(calc "%d" "(${RSS_BIG[sidecar]} < 100)")
+o1=$(calc "%d" "($r1 >= 2)") o2=$(calc "%d" "($r2 >= 0.4)") o3=$(calc "%d" "($r3 >= 0.9)") o4=$(calc "%d" "(${RSS_BIG[sidecar]} < 100 && ${RSS_UP[sidecar]} < 100)")
 o5=$((NON2XX[sidecar.small] + NON2XX[sidecar.patch] + NON2XX[sidecar.full] == 0 ? 1 : 0))
 printf 'pass-through: sidecar / hpm   = %s (target >= 2)    %s\n' "$r1" "$(check a "$o1")"
 printf 'pass-through: sidecar / nginx = %s (target >= 0.4)  %s\n' "$r2" "$(check b "$o2")"
 printf 'downloads:    sidecar / nginx = %s (target >= 0.9)  %s\n' "$r3" "$(check c "$o3")"
-printf 'peak RSS during %s MiB: %s MB (target < 100)     %s\n' "$BIG_MIB" "${RSS_BIG[sidecar]}" "$(check d "$o4")"
+printf 'peak RSS during %s MiB down / up: %s / %s MB (target < 100)  %s\n' "$BIG_MIB" "${RSS_BIG[sidecar]}" "${RSS_UP[sidecar]}" "$(check d "$o4")"
 printf 'sidecar answers all 2xx: %s\n' "$(check e "$o5")"
 for o in "$o1" "$o2" "$o3" "$o4" "$o5"; do [[ $o == 1 ]] || missed=1; done
 if [[ $STRICT == 1 && $missed == 1 ]]; then exit 3; fi
