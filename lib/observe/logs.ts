@@ -70,12 +70,8 @@ export function accessLog(logger: Logger) {
     const id = requestId(req);
     ids.set(req, id);
     res.setHeader('X-Openstack-Request-Id', id);
-    let logged = false;
-    const done = () => {
-      if (logged) return;
-      logged = true;
-      res.removeListener('finish', done);
-      res.removeListener('close', done);
+    // 'close' comes once per answer, after 'finish' or when the connection was cut.
+    res.once('close', () => {
       const answered = res.getHeader('x-openstack-request-id');
       const length = Number(res.getHeader('content-length'));
       const line = {
@@ -88,9 +84,7 @@ export function accessLog(logger: Logger) {
       if (!res.writableFinished) logger.warn({ ...line, aborted: true }, 'request aborted');
       else if (res.statusCode >= 500) logger.error(line, 'request');
       else logger.info(line, 'request');
-    };
-    res.on('finish', done);
-    res.on('close', done);
+    });
     next();
   };
 }

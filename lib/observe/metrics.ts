@@ -142,14 +142,11 @@ export function createMetrics(options: MetricsOptions = {}): EdgeMetrics {
     registry,
     requests: () =>
       function countRequests(req, res, next) {
-        const done = () => {
-          res.removeListener('finish', done);
-          res.removeListener('close', done);
+        // 'close' comes once per answer, after 'finish' or when the connection was cut.
+        res.once('close', () => {
           const key = `${METHODS.has(req.method ?? '') ? (req.method as string) : 'other'} ${routeGroup(req)} ${res.statusCode}`;
           answered.set(key, (answered.get(key) ?? 0) + 1);
-        };
-        res.on('finish', done);
-        res.on('close', done);
+        });
         next();
       },
     onRefused: (refusal) => {
