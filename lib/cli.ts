@@ -29,6 +29,11 @@ Commands:
           --show-multiple-locations BOOL     Glance's show_multiple_locations (default true)
           --max-ranges N                     most ranges one download may ask for, served as
                                              multipart/byteranges (default 1: Glance's 400)
+          --header-timeout MS                a client must send its request headers within this
+                                             (default 20000)
+          --idle-timeout MS                  close a connection idle this long mid-request (a body
+                                             that stops coming, a client that stops reading;
+                                             default 60000)
   proxy   Put glance-edge in front of an existing Glance-v2-style image service (the sidecar).
           --upstream URL                     the image service
           --port N                           port to listen on (default 9393)
@@ -37,10 +42,14 @@ Commands:
           --max-ranges N                     as for demo
           --legacy-upstream BOOL             the upstream understands only Content-Range requests
           --timeout MS                       wait for the upstream to begin answering (default 60000)
+          --header-timeout MS, --idle-timeout MS   as for demo (idle: longer than --timeout;
+                                             default the larger of 60000 and timeout + 10000)
           --config FILE                      a JSON file with any of: upstream, port, host,
                                              showMultipleLocations, maxRanges, legacyUpstream,
-                                             timeout, diskFormats, containerFormats
-          Flags win over GLANCE_EDGE_UPSTREAM, GLANCE_EDGE_PORT, GLANCE_EDGE_HOST, which win over
+                                             timeout, headerTimeout, idleTimeout, diskFormats,
+                                             containerFormats
+          Flags win over GLANCE_EDGE_UPSTREAM, GLANCE_EDGE_PORT, GLANCE_EDGE_HOST (and the others
+          GLANCE_EDGE_ + the flag's name in capitals, - as _), which win over
           the file.
 
 Both log JSON lines on stdout (pino): one per request, with its X-Openstack-Request-Id; a warn
@@ -72,7 +81,7 @@ function readConfig(file: string): Record<string, unknown> {
     throw new UsageError(`--config ${file}: ${err instanceof Error ? err.message : String(err)}`);
   }
   if (typeof doc !== 'object' || doc === null || Array.isArray(doc)) throw new UsageError(`--config ${file}: must hold a JSON object`);
-  const known = new Set(['upstream', 'port', 'host', 'showMultipleLocations', 'maxRanges', 'legacyUpstream', 'timeout', 'diskFormats', 'containerFormats']);
+  const known = new Set(['upstream', 'port', 'host', 'showMultipleLocations', 'maxRanges', 'legacyUpstream', 'timeout', 'headerTimeout', 'idleTimeout', 'diskFormats', 'containerFormats']);
   const unknown = Object.keys(doc).find((k) => !known.has(k));
   if (unknown !== undefined) throw new UsageError(`--config ${file}: unknown key '${unknown}'`);
   return doc as Record<string, unknown>;
@@ -84,12 +93,34 @@ function maxRanges(value: string | undefined): number {
   return n;
 }
 
+/** How long a client may take over its request's headers, and be idle mid-request, in ms. */
+interface ClientTimeouts {
+  readonly header: number;
+  readonly idle: number;
+}
+
+function millis(value: string | undefined, name: string, fallback: number): number {
+  if (value === undefined) return fallback;
+  const n = Number(value);
+  if (!Number.isInteger(n) || n <= 0) throw new UsageError(`--${name} must be a positive number of milliseconds, got '${value}'`);
+  return n;
+}
+
+/** An http.Server for `handler` that cuts clients too slow with their headers or idle mid-request. */
+function createServer(handler: http.RequestListener, timeouts: ClientTimeouts): http.Server {
+  // Checked every second, so that a slow client is cut within a second of its deadline.
+  const server = http.createServer({ connectionsCheckingInterval: 1000 }, handler);
+  server.headersTimeout = timeouts.header;
+  // No overall deadline: image uploads and downloads may take long. A connection on which nothing
+  // moves for `idle` ms (a body that stops coming, a client that stops reading) is closed.
+  server.requestTimeout = 0;
+  server.timeout = timeouts.idle;
+  server.keepAliveTimeout = 5_000;
+  return server;
+}
+
 /** Listen, log the address, and close gracefully on SIGINT/SIGTERM. */
 function serve(name: string, logger: Logger, server: http.Server, host: string, listenPort: number, extra: Record<string, unknown>): Promise<void> {
-  // Image uploads and downloads may take long: no overall request deadline, but headers must come quickly.
-  server.requestTimeout = 0;
-  server.headersTimeout = 60_000;
-  server.keepAliveTimeout = 5_000;
   return new Promise((resolve, reject) => {
     server.once('error', reject);
     server.listen(listenPort, host, () => {
@@ -128,6 +159,8 @@ export async function main(argv: string[]): Promise<void> {
         host: { type: 'string' },
         'show-multiple-locations': { type: 'string' },
         'max-ranges': { type: 'string' },
+        'header-timeout': { type: 'string' },
+        'idle-timeout': { type: 'string' },
       },
       strict: true,
     });
@@ -141,7 +174,8 @@ export async function main(argv: string[]): Promise<void> {
       logger,
       metrics: createMetrics(),
     });
-    await serve('demo', logger, http.createServer(app), values.host ?? '127.0.0.1', port(values.port, 9292), { data: dataDir });
+    const timeouts = { header: millis(values['header-timeout'], 'header-timeout', 20_000), idle: millis(values['idle-timeout'], 'idle-timeout', 60_000) };
+    await serve('demo', logger, createServer(app, timeouts), values.host ?? '127.0.0.1', port(values.port, 9292), { data: dataDir });
     return;
   }
   if (command === 'proxy') {
@@ -155,6 +189,8 @@ export async function main(argv: string[]): Promise<void> {
         'max-ranges': { type: 'string' },
         'legacy-upstream': { type: 'string' },
         timeout: { type: 'string' },
+        'header-timeout': { type: 'string' },
+        'idle-timeout': { type: 'string' },
         config: { type: 'string' },
       },
       strict: true,
@@ -182,7 +218,13 @@ export async function main(argv: string[]): Promise<void> {
       metrics: createMetrics(),
     });
     const host = pick(values.host, 'GLANCE_EDGE_HOST', 'host') ?? '127.0.0.1';
-    await serve('proxy', logger, http.createServer(handler), host, port(pick(values.port, 'GLANCE_EDGE_PORT', 'port'), 9393), { upstream });
+    // A client waits in silence while the upstream thinks: it must not be cut before the upstream's deadline.
+    const timeouts = {
+      header: millis(pick(values['header-timeout'], 'GLANCE_EDGE_HEADER_TIMEOUT', 'headerTimeout'), 'header-timeout', 20_000),
+      idle: millis(pick(values['idle-timeout'], 'GLANCE_EDGE_IDLE_TIMEOUT', 'idleTimeout'), 'idle-timeout', Math.max(60_000, timeout + 10_000)),
+    };
+    if (timeouts.idle <= timeout) throw new UsageError(`--idle-timeout (${timeouts.idle}) must be longer than --timeout (${timeout}): a client waits idle while the upstream answers`);
+    await serve('proxy', logger, createServer(handler, timeouts), host, port(pick(values.port, 'GLANCE_EDGE_PORT', 'port'), 9393), { upstream });
     return;
   }
   throw new UsageError(`unknown command '${command}'`);
