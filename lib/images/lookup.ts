@@ -88,7 +88,8 @@ export function httpImageLookup(options: HttpImageLookupOptions): ImageLookup {
   const timeout = options.timeout ?? 10_000;
   if (!Number.isInteger(timeout) || timeout <= 0) throw new TypeError("httpImageLookup: option 'timeout' must be a positive integer of milliseconds");
   const transport = base.protocol === 'https:' ? https : http;
-  const agent = options.agent ?? new transport.Agent({ keepAlive: true, maxSockets: 64 });
+  // Idle pooled connections closed after 4 s (sooner if the service says so), before the service closes them.
+  const agent = options.agent ?? new transport.Agent({ keepAlive: true, maxSockets: 64, timeout: 4000 });
   const prefix = base.pathname.replace(/\/+$/, '');
 
   return function httpLookup(id: string, req: IncomingMessage): Promise<ImageFacts | null> {
@@ -100,9 +101,10 @@ export function httpImageLookup(options: HttpImageLookupOptions): ImageLookup {
     const requestId = req.headers['x-openstack-request-id'];
     if (typeof requestId === 'string') headers['x-openstack-request-id'] = requestId;
 
-    return new Promise<ImageFacts | null>((resolve, reject) => {
+    const ask = (mayRetry: boolean) => new Promise<ImageFacts | null>((resolve, reject) => {
       const fail = (message: string, status = 502) =>
         reject(glanceError(status, status === 503 ? 'lookup.unavailable' : 'lookup.failed', message));
+      let answered = false;
       const lookup = transport.request(
         {
           protocol: base.protocol,
@@ -115,6 +117,7 @@ export function httpImageLookup(options: HttpImageLookupOptions): ImageLookup {
           timeout,
         },
         (res) => {
+          answered = true;
           const status = res.statusCode ?? 0;
           if (status === 401 || status === 403 || status === 404) {
             res.resume();
@@ -155,13 +158,20 @@ export function httpImageLookup(options: HttpImageLookupOptions): ImageLookup {
           });
         },
       );
+      let timedOut = false;
       lookup.on('timeout', () => {
+        timedOut = true;
         lookup.destroy();
         fail(`The image service did not answer within ${timeout} ms when asked for the image status.`);
       });
-      lookup.on('error', (err: NodeJS.ErrnoException) => fail(`The image service could not be reached (${err.code ?? err.message}).`));
+      lookup.on('error', (err: NodeJS.ErrnoException) => {
+        // A pooled keep-alive connection the service closed as it was reused: once more on a fresh one.
+        if (mayRetry && !answered && !timedOut && lookup.reusedSocket && (err.code === 'ECONNRESET' || err.code === 'EPIPE')) ask(false).then(resolve, reject);
+        else fail(`The image service could not be reached (${err.code ?? err.message}).`);
+      });
       lookup.end();
     });
+    return ask(true);
   };
 }
 

@@ -18,7 +18,7 @@ import { serveImage, type ImageData } from '../ranges/serve';
 import { accessLog, logLegacyRange, logRefusal, type Logger } from '../observe/logs';
 import { both, metricsEndpoint, type EdgeMetrics } from '../observe/metrics';
 import type { LegacyUse } from '../ranges/legacy';
-import { endToEnd, forward } from './forward';
+import { endToEnd, forward, isStaleConnection, upstreamAgent } from './forward';
 
 export interface SidecarOptions {
   /** Base URL of the upstream image service. */
@@ -96,7 +96,7 @@ type Middleware = (req: IncomingMessage, res: ServerResponse, next: () => void) 
 function sidecarParts(options: SidecarOptions, frontInApp: boolean) {
   const base = new URL(options.upstream);
   const transport = base.protocol === 'https:' ? https : http;
-  const agent = new transport.Agent({ keepAlive: true, maxSockets: 256 });
+  const agent = upstreamAgent(transport);
   const timeout = options.timeout ?? 60_000;
   const { logger, metrics } = options;
   const plainLookup = httpImageLookup({ url: options.upstream, agent });
@@ -111,7 +111,7 @@ function sidecarParts(options: SidecarOptions, frontInApp: boolean) {
   const prefix = base.pathname.replace(/\/+$/, '');
 
   /** Open a byte range of the image data upstream, with the caller's own headers. */
-  const openUpstream = (req: IncomingMessage, range?: { start: number; end: number }) =>
+  const openUpstream = (req: IncomingMessage, range?: { start: number; end: number }, mayRetry = true): Promise<IncomingMessage> =>
     new Promise<IncomingMessage>((resolve, reject) => {
       const own = new Set(['range', 'content-range', 'if-range', 'accept-encoding']);
       const headers = Object.fromEntries(Object.entries(endToEnd(req.headers)).filter(([name]) => !own.has(name)));
@@ -121,9 +121,11 @@ function sidecarParts(options: SidecarOptions, frontInApp: boolean) {
       }
       headers['host'] = base.host;
       const started = process.hrtime.bigint();
+      let answered = false;
       const upstream = transport.request(
         { protocol: base.protocol, hostname: base.hostname, port: base.port, method: 'GET', path: `${prefix}${req.url ?? '/'}`, headers, agent, timeout },
         (res) => {
+          answered = true;
           upstream.setTimeout(0);
           metrics?.upstream('data', Number(process.hrtime.bigint() - started) / 1e9);
           if (res.statusCode === 200 || res.statusCode === 206) resolve(res);
@@ -134,9 +136,11 @@ function sidecarParts(options: SidecarOptions, frontInApp: boolean) {
         },
       );
       upstream.on('timeout', () => upstream.destroy(glanceError(504, 'upstream.timeout', `The image service did not answer within ${timeout} ms.`)));
-      upstream.on('error', (err: NodeJS.ErrnoException) =>
-        reject(isGlanceError(err) ? err : glanceError(502, 'upstream.unreachable', `The image service could not be reached (${err.code ?? err.message}).`)),
-      );
+      upstream.on('error', (err: NodeJS.ErrnoException) => {
+        // A pooled connection the upstream closed as it was reused: once more on a fresh one.
+        if (mayRetry && !answered && isStaleConnection(upstream, err)) openUpstream(req, range, false).then(resolve, reject);
+        else reject(isGlanceError(err) ? err : glanceError(502, 'upstream.unreachable', `The image service could not be reached (${err.code ?? err.message}).`));
+      });
       upstream.end();
     });
 

@@ -72,7 +72,7 @@ export function forward(options: ForwardOptions) {
   const timeout = options.timeout ?? 60_000;
   if (!Number.isInteger(timeout) || timeout <= 0) throw new TypeError("forward: option 'timeout' must be a positive integer of milliseconds");
   const transport = base.protocol === 'https:' ? https : http;
-  const agent = options.agent ?? new transport.Agent({ keepAlive: true, maxSockets: 256 });
+  const agent = options.agent ?? upstreamAgent(transport);
   const prefix = base.pathname.replace(/\/+$/, '');
   const upstreamOrigin = base.origin;
   const timedOut = glanceError(504, 'upstream.timeout', `The image service did not answer within ${timeout} ms.`);
@@ -139,22 +139,13 @@ export function forward(options: ForwardOptions) {
   const onAnswer = options.onAnswer;
   return function forward(req: IncomingMessage, res: ServerResponse, next: NextFunction): void {
     const proto = 'encrypted' in req.socket && req.socket.encrypted ? 'https' : 'http';
+    const headers = upstreamHeaders(req, proto);
+    const bodiless = (req.method === 'GET' || req.method === 'HEAD') && req.headers['content-length'] === undefined && req.headers['transfer-encoding'] === undefined;
     const started = onAnswer ? process.hrtime.bigint() : 0n;
     let answered = false;
-    const upstream = transport.request(
-      { protocol: base.protocol, hostname: base.hostname, port: base.port, method: req.method, path: `${prefix}${req.url ?? '/'}`, headers: upstreamHeaders(req, proto), agent },
-      (answer) => {
-        answered = true;
-        waiting.delete(expire);
-        if (onAnswer) onAnswer(Number(process.hrtime.bigint() - started) / 1e9);
-        res.writeHead(answer.statusCode ?? 502, answer.statusMessage, clientHeaders(answer, req, proto));
-        answer.pipe(res);
-        // The upstream died mid-answer: the client must not take a truncated body for a whole one.
-        answer.on('aborted', () => res.destroy());
-        answer.on('error', () => res.destroy());
-      },
-    );
     let failed = false;
+    let clientGone = false;
+    let upstream: http.ClientRequest;
     const fail = (err: unknown) => {
       if (failed) return;
       failed = true;
@@ -166,23 +157,64 @@ export function forward(options: ForwardOptions) {
     const expire = () => {
       if (!answered) fail(timedOut);
     };
-    // The wait for the answer begins once the request (and its body) has been sent.
-    upstream.once('finish', () => {
-      if (!answered && !failed) wait(expire);
-    });
+    const send = (mayRetry: boolean) => {
+      upstream = transport.request(
+        { protocol: base.protocol, hostname: base.hostname, port: base.port, method: req.method, path: `${prefix}${req.url ?? '/'}`, headers, agent },
+        (answer) => {
+          answered = true;
+          waiting.delete(expire);
+          if (onAnswer) onAnswer(Number(process.hrtime.bigint() - started) / 1e9);
+          res.writeHead(answer.statusCode ?? 502, answer.statusMessage, clientHeaders(answer, req, proto));
+          answer.pipe(res);
+          // The upstream died mid-answer: the client must not take a truncated body for a whole one.
+          answer.on('aborted', () => res.destroy());
+          answer.on('error', () => res.destroy());
+        },
+      );
+      // The wait for the answer begins once the request (and its body) has been sent.
+      upstream.once('finish', () => {
+        if (!answered && !failed) wait(expire);
+      });
+      upstream.on('error', (err: NodeJS.ErrnoException) => {
+        if (clientGone) return; // nobody left to answer
+        // A kept-alive connection that the upstream closed as it was being reused: ask again on a
+        // fresh one, once, when no body can have been lost.
+        if (mayRetry && bodiless && !answered && !failed && isStaleConnection(upstream, err)) {
+          waiting.delete(expire);
+          send(false);
+          return;
+        }
+        fail(glanceError(502, 'upstream.unreachable', `The image service could not be reached (${err.code ?? err.message}).`));
+      });
+      if (bodiless) upstream.end();
+      else req.pipe(upstream);
+    };
     // The client went away (its answer closed unfinished): stop the upstream request too. (Not
     // req.destroyed: a request whose body has been read is destroyed in any case.)
-    let clientGone = false;
     res.on('close', () => {
       if (res.writableFinished) return;
       clientGone = true;
       waiting.delete(expire);
       upstream.destroy();
     });
-    upstream.on('error', (err: NodeJS.ErrnoException) => {
-      if (clientGone) return; // nobody left to answer
-      fail(glanceError(502, 'upstream.unreachable', `The image service could not be reached (${err.code ?? err.message}).`));
-    });
-    req.pipe(upstream);
+    send(true);
   };
+}
+
+/**
+ * Whether `err` is the reset of a pooled keep-alive connection that the server closed just as it
+ * was reused (the request never reached it): asking again on a new connection is safe for a
+ * request without a body.
+ */
+export function isStaleConnection(request: http.ClientRequest, err: NodeJS.ErrnoException): boolean {
+  return request.reusedSocket && (err.code === 'ECONNRESET' || err.code === 'EPIPE');
+}
+
+/**
+ * A keep-alive connection pool to an upstream. Idle connections are closed after 4 s, or sooner
+ * when the upstream's `Keep-Alive: timeout=N` says so, so that the pool does not hand out one that
+ * the upstream is closing at that moment (Node's own servers close idle ones after 5 s).
+ */
+export function upstreamAgent(transport: typeof http | typeof https): http.Agent {
+  return new transport.Agent({ keepAlive: true, maxSockets: 256, timeout: 4000 });
 }

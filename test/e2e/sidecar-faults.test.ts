@@ -65,6 +65,76 @@ async function withSidecar(up: Upstream, extra: string[], fn: (sidecar: RunningP
   }
 }
 
+/**
+ * An upstream that answers the first request of each connection (keeping it alive) and resets the
+ * connection when a second request arrives on it: a kept-alive connection closed by the upstream
+ * just as the sidecar reuses it.
+ */
+function resettingUpstream(): Promise<Upstream & { readonly connections: () => number }> {
+  const seen: http.IncomingHttpHeaders[] = [];
+  let connections = 0;
+  const server = net.createServer((socket) => {
+    connections += 1;
+    let requests = 0;
+    let buffered = '';
+    socket.on('data', (d: Buffer) => {
+      buffered += d.toString('latin1');
+      while (buffered.includes('\r\n\r\n')) {
+        const end = buffered.indexOf('\r\n\r\n') + 4;
+        const head = buffered.slice(0, end);
+        const length = Number(/content-length: *(\d+)/i.exec(head)?.[1] ?? 0);
+        if (buffered.length < end + length) return;
+        buffered = buffered.slice(end + length);
+        requests += 1;
+        if (requests > 1) {
+          socket.resetAndDestroy();
+          return;
+        }
+        seen.push({ request: head.split('\r\n')[0] });
+        socket.write('HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\nConnection: keep-alive\r\n\r\n{}');
+      }
+    });
+    socket.on('error', () => undefined);
+  });
+  return new Promise((resolve) =>
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as net.AddressInfo;
+      resolve({
+        url: `http://127.0.0.1:${port}`,
+        seen,
+        connections: () => connections,
+        close: () => new Promise<void>((done) => server.close(() => done())),
+      });
+    }),
+  );
+}
+
+describe('the sidecar and kept-alive connections the upstream closes', () => {
+  it('should ask a GET again on a fresh connection when its reused one is reset, and answer 200', async () => {
+    const up = await resettingUpstream();
+    await withSidecar(up, [], async (sidecar) => {
+      for (let i = 0; i < 4; i++) {
+        const res = await fetch(`${sidecar.url}/v2/images?limit=${i}`);
+        expect(res.status).toBe(200);
+        expect(await res.text()).toBe('{}');
+      }
+      // Every request after the first met a reset reused connection and was asked again.
+      expect(up.seen).toHaveLength(4);
+      expect(up.connections()).toBeGreaterThanOrEqual(4);
+    });
+  });
+
+  it('should not ask a request with a body again (the body is gone): 502 with a Glance body', async () => {
+    const up = await resettingUpstream();
+    await withSidecar(up, [], async (sidecar) => {
+      expect((await fetch(`${sidecar.url}/v2/images`)).status).toBe(200);
+      const res = await fetch(`${sidecar.url}/v2/images/x/members`, { method: 'POST', body: '{"member": "m"}', headers: { 'content-type': 'application/json', accept: 'text/plain' } });
+      expect(res.status).toBe(502);
+      expect(await res.text()).toBe('502 Bad Gateway\n\nThe image service could not be reached (ECONNRESET).\n\n   ');
+    });
+  });
+});
+
 describe('the sidecar in front of upstreams that misbehave', () => {
   it('should 504 with a Glance body when the upstream does not answer in time', async () => {
     const up = await upstream(() => undefined); // never answers
