@@ -42,6 +42,7 @@ STRICT=${STRICT:-0}
 HOST=127.0.0.1
 UP=$BASE_PORT
 declare -A PORT=([sidecar]=$((BASE_PORT + 1)) [hpm]=$((BASE_PORT + 2)) [nginx]=$((BASE_PORT + 3)))
+SINK=$((BASE_PORT + 4)) # where the upstream sends uploads: reads each body to its end, then 204
 PROXIES=(sidecar hpm nginx)
 IMG=11111111-1111-4111-8111-111111111111
 BIG=22222222-2222-4222-8222-222222222222
@@ -81,7 +82,7 @@ NGINX=$(command -v nginx || echo /usr/sbin/nginx)
 [[ -x $ROOT/dist/cli.js ]] || (cd "$ROOT" && npm run build >/dev/null 2>&1) || die "npm run build failed"
 
 port_free() { ! (exec 3<>"/dev/tcp/$HOST/$1") 2>/dev/null; }
-for p in "$UP" "${PORT[@]}"; do port_free "$p" || die "port $p is taken (BASE_PORT=$BASE_PORT): another run still going?"; done
+for p in "$UP" "${PORT[@]}" "$SINK"; do port_free "$p" || die "port $p is taken (BASE_PORT=$BASE_PORT): another run still going?"; done
 TMP=$(mktemp -d -t glance-edge-bench.XXXXXX)
 chmod 755 "$TMP" # nginx workers read the images as their own user
 log "images: ${SIZE_MIB} MiB of random bytes and a sparse ${BIG_MIB} MiB file in $TMP"
@@ -114,7 +115,9 @@ http {
     location = /v2/images/$BIG/file {
       default_type application/octet-stream;
       client_max_body_size 0;
-      if (\$request_method = PUT) { return 204; }
+      proxy_request_buffering off;
+      proxy_http_version 1.1;
+      if (\$request_method = PUT) { proxy_pass http://$HOST:$SINK; }
       alias $TMP/big;
     }
     location / { default_type application/json; return 200 '$SMALL_BODY'; }
@@ -122,6 +125,8 @@ http {
 }
 EOF
 taskset -c "$OTHER_CPU" "$NGINX" -c "$TMP/up/nginx.conf" -p "$TMP/up" -g 'daemon off;' 2>"$TMP/up/stderr" &
+PIDS+=($!)
+taskset -c "$OTHER_CPU" node "$BENCH_DIR/sink.js" "$SINK" >"$TMP/sink.log" 2>&1 &
 PIDS+=($!)
 
 # --- The proxies ---------------------------------------------------------------------------------
@@ -138,8 +143,10 @@ http {
   upstream image_service { server $HOST:$UP; keepalive 64; }
   server {
     listen $HOST:${PORT[nginx]};
+    client_max_body_size 0;
     location / {
       proxy_pass http://image_service;
+      proxy_request_buffering off;
       proxy_http_version 1.1;
       proxy_set_header Connection "";
       proxy_set_header Host \$host;
