@@ -196,7 +196,8 @@ describe('the sidecar in front of upstreams that misbehave', () => {
       });
       expect(answer.status).toBe(502);
       expect(answer.connection).toBe('close');
-      expect(answer.body).toBe('502 Bad Gateway\n\nThe image service could not be reached (ECONNRESET).\n\n   ');
+      // The reset reaches the sidecar as a read (ECONNRESET) or as its next write (EPIPE), as timing has it.
+      expect(answer.body).toMatch(/^502 Bad Gateway\n\nThe image service could not be reached \((ECONNRESET|EPIPE)\)\.\n\n {3}$/);
     });
   });
 
