@@ -212,7 +212,7 @@ start_demo() {
   SERVER_PID=$!
   PIDS+=("$SERVER_PID")
   line=$(wait_for_line "$log" "$SERVER_PID" 'glance-edge demo listening on http://') || die "the demo did not start"
-  SERVER_URL=$(sed -E 's/.*listening on (http:\/\/[^ ]+).*/\1/' <<<"$line")
+  SERVER_URL=$(sed -E 's/.*listening on (http:\/\/[0-9.:]+).*/\1/' <<<"$line")
 }
 
 start_static() {
