@@ -51,66 +51,11 @@ BIG_SIZE=$((BIG_SIZE_MIB * 1024 * 1024))
 MAX_HEADER=4096 # generous bound on the bytes of one answer's status line + headers
 
 # ---------------------------------------------------------------------------------------------
-# Output helpers: progress goes to stderr, results to stdout.
+# Messages (progress on stderr, results on stdout), processes and cleanup: bench/lib.sh.
 
-log() { printf '  .. %s\n' "$*" >&2; }
-warn() { printf 'WARNING: %s\n' "$*" >&2; }
-die() {
-  printf 'bench/ranges.sh: %s\n' "$*" >&2
-  exit 1
-}
-# calc FORMAT EXPR: printf with awk arithmetic, e.g. calc '%.2f' '3/7'
-calc() { awk "BEGIN { printf \"$1\", $2 }"; }
-
-# ---------------------------------------------------------------------------------------------
-# Processes and cleanup.
-
-TMP=""
-PIDS=()
-
-alive() {
-  # Running (not gone, not a zombie waiting to be reaped).
-  [[ -r /proc/$1/stat ]] || return 1
-  local state
-  state=$(sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | cut -d' ' -f1) || return 1
-  [[ -n $state && $state != Z && $state != X ]]
-}
-
-stop_pid() {
-  local pid=$1 i
-  if alive "$pid"; then
-    kill -TERM "$pid" 2>/dev/null || true
-    for ((i = 0; i < 50; i++)); do
-      alive "$pid" || break
-      sleep 0.1
-    done
-    if alive "$pid"; then
-      warn "process $pid did not stop within 5 s of SIGTERM: killing it"
-      kill -KILL "$pid" 2>/dev/null || true
-    fi
-  fi
-  wait "$pid" 2>/dev/null || true
-  local kept=() p
-  for p in "${PIDS[@]}"; do [[ $p == "$pid" ]] || kept+=("$p"); done
-  PIDS=("${kept[@]}")
-}
-
-cleanup() {
-  local rc=$? pid
-  trap - EXIT INT TERM
-  for pid in "${PIDS[@]}"; do stop_pid "$pid"; done
-  if [[ -n $TMP && -d $TMP ]]; then
-    if [[ $KEEP_TMP == 1 ]]; then
-      printf 'temp dir kept: %s\n' "$TMP" >&2
-    else
-      rm -rf -- "$TMP"
-    fi
-  fi
-  exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+BENCH_NAME=bench/ranges.sh
+# shellcheck source=lib.sh
+source "$BENCH_DIR/lib.sh"
 
 # Run a client tool (curl, wrk) on the client CPU.
 client() { taskset -c "$CLIENT_CPU" "$@"; }
@@ -184,23 +129,6 @@ mkdir -p "$DATA" "$TMP/logs"
 # for nginx, NGINX_MASTER.
 
 SERVER_PID="" SERVER_URL="" NGINX_MASTER=""
-
-# wait_for_line LOG PID PATTERN: wait (≤ 20 s) for a line of LOG matching PATTERN; print it.
-wait_for_line() {
-  local log=$1 pid=$2 pattern=$3 i line
-  for ((i = 0; i < 200; i++)); do
-    line=$(grep -m1 -E "$pattern" "$log" 2>/dev/null || true)
-    if [[ -n $line ]]; then
-      echo "$line"
-      return 0
-    fi
-    alive "$pid" || break
-    sleep 0.1
-  done
-  warn "server did not come up; its log ($log):"
-  tail -n 20 "$log" >&2 || true
-  return 1
-}
 
 free_port() {
   node -e 'const s = require("net").createServer(); s.listen(0, "127.0.0.1", () => { process.stdout.write(String(s.address().port)); s.close(); });'

@@ -47,24 +47,9 @@ PROXIES=(sidecar hpm nginx)
 IMG=11111111-1111-4111-8111-111111111111
 BIG=22222222-2222-4222-8222-222222222222
 
-log() { printf '  .. %s\n' "$*" >&2; }
-die() {
-  printf 'bench/sidecar.sh: %s\n' "$*" >&2
-  exit 1
-}
-calc() { awk "BEGIN { printf \"$1\", $2 }"; }
-
-TMP=""
-PIDS=()
-cleanup() {
-  local pid
-  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
-  sleep 0.3
-  for pid in "${PIDS[@]}"; do kill -9 "$pid" 2>/dev/null || true; done
-  [[ -n $TMP && ${KEEP_TMP:-0} != 1 ]] && rm -rf "$TMP"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+BENCH_NAME=bench/sidecar.sh
+# shellcheck source=lib.sh
+source "$BENCH_DIR/lib.sh"
 
 # --- What is needed ------------------------------------------------------------------------------
 missing=()

@@ -54,79 +54,10 @@ STRICT=${STRICT:-0}
 HOST=127.0.0.1
 LOC_SIZE=65536 # bytes of each location image, and of each blob the blob server holds
 
-log() { printf '  .. %s\n' "$*" >&2; }
-warn() { printf 'WARNING: %s\n' "$*" >&2; }
-die() {
-  printf 'bench/soak.sh: %s\n' "$*" >&2
-  exit 1
-}
-
-# ---------------------------------------------------------------------------------------------
-# Processes and cleanup.
-
-TMP=""
-PIDS=()
-
-alive() {
-  [[ -r /proc/$1/stat ]] || return 1
-  local state
-  state=$(sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | cut -d' ' -f1) || return 1
-  [[ -n $state && $state != Z && $state != X ]]
-}
-
-stop_pid() {
-  local pid=$1 i
-  if alive "$pid"; then
-    kill -TERM "$pid" 2>/dev/null || true
-    for ((i = 0; i < 120; i++)); do
-      alive "$pid" || break
-      sleep 0.1
-    done
-    if alive "$pid"; then
-      warn "process $pid did not stop within 12 s of SIGTERM: killing it"
-      kill -KILL "$pid" 2>/dev/null || true
-    fi
-  fi
-  wait "$pid" 2>/dev/null || true
-  local kept=() p
-  for p in "${PIDS[@]}"; do [[ $p == "$pid" ]] || kept+=("$p"); done
-  PIDS=("${kept[@]}")
-}
-
-cleanup() {
-  local rc=$? i
-  trap - EXIT INT TERM
-  # Last started first: the load driver before the servers it talks to.
-  for ((i = ${#PIDS[@]} - 1; i >= 0; i--)); do stop_pid "${PIDS[$i]}"; done
-  if [[ -n $TMP && -d $TMP ]]; then
-    if [[ $KEEP_TMP == 1 ]]; then
-      printf 'temp dir kept: %s\n' "$TMP" >&2
-    else
-      rm -rf -- "$TMP"
-    fi
-  fi
-  exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
-# wait_for_line LOG PID PATTERN: wait (<= 20 s) for a line of LOG matching PATTERN; print it.
-wait_for_line() {
-  local log=$1 pid=$2 pattern=$3 i line
-  for ((i = 0; i < 200; i++)); do
-    line=$(grep -m1 -E "$pattern" "$log" 2>/dev/null || true)
-    if [[ -n $line ]]; then
-      echo "$line"
-      return 0
-    fi
-    alive "$pid" || break
-    sleep 0.1
-  done
-  warn "process $pid did not come up; its log ($log):"
-  tail -n 20 "$log" >&2 || true
-  return 1
-}
+BENCH_NAME=bench/soak.sh
+STOP_WAIT=12
+# shellcheck source=lib.sh
+source "$BENCH_DIR/lib.sh"
 
 url_of() { sed -E 's/.*listening on (http:\/\/[0-9.:]+).*/\1/' <<<"$1"; }
 
