@@ -24,15 +24,8 @@ import { createWriteStream, rmSync } from 'node:fs';
 import http, { type IncomingHttpHeaders } from 'node:http';
 import path from 'node:path';
 import fc from 'fast-check';
+import { envInt } from '../helpers/env';
 import { FIXTURE, startBlobServer, startDemo, type BlobServer, type Demo } from '../helpers/processes';
-
-function envInt(name: string, fallback: number): number {
-  const raw = process.env[name];
-  if (raw === undefined || raw === '') return fallback;
-  const n = Number(raw);
-  if (!Number.isSafeInteger(n)) throw new Error(`${name} must be an integer, got '${raw}'`);
-  return n;
-}
 
 const RUNS = envInt('PATCH_FUZZ_RUNS', 200);
 const SEED = envInt('PATCH_FUZZ_SEED', (Date.now() ^ Math.floor(Math.random() * 0x100000000)) | 0);

@@ -20,10 +20,10 @@ import { createHash } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { Readable } from 'node:stream';
 import fc from 'fast-check';
 import { sendGlanceError } from '../../lib/errors';
-import { serveImage, type ImageData } from '../../lib/ranges/serve';
+import { serveImage } from '../../lib/ranges/serve';
+import { envInt } from '../helpers/env';
 import { startBlobServer, startDemo, type BlobServer, type Demo } from '../helpers/processes';
 import {
   CATEGORIES,
@@ -32,20 +32,14 @@ import {
   ifRangeValue,
   imageSize,
   legacyHeader,
+  memorySource,
   model,
   ows,
   rangeHeader,
   type Ask,
+  type MemoryImage,
   type Reply,
 } from './model';
-
-function envInt(name: string, fallback: number): number {
-  const raw = process.env[name];
-  if (raw === undefined || raw === '') return fallback;
-  const n = Number(raw);
-  if (!Number.isSafeInteger(n)) throw new Error(`${name} must be an integer, got '${raw}'`);
-  return n;
-}
 
 const RUNS = envInt('FUZZ_RUNS', 10_000);
 const SEED = envInt('FUZZ_SEED', (Date.now() ^ Math.floor(Math.random() * 0x100000000)) | 0);
@@ -261,12 +255,7 @@ const fuzzCase = fc.oneof({ weight: 100 - DEMO_PERCENT, arbitrary: bareCase }, {
 // ---------------------------------------------------------------------------------------------
 // The servers
 
-interface Current {
-  image: Buffer;
-  checksum: string;
-  ignoresRange: boolean;
-  chunk: number;
-}
+type Current = MemoryImage;
 
 let current: Current | null = null;
 let bare: http.Server;
@@ -274,23 +263,7 @@ let barePort: number;
 let demos: Map<number, Demo>;
 let blobs: BlobServer;
 
-function chunks(buffer: Buffer, size: number): Buffer[] {
-  const out: Buffer[] = [];
-  for (let i = 0; i < buffer.length; i += size) out.push(buffer.subarray(i, i + size));
-  return out;
-}
-
-const source = (): ImageData => {
-  const c = current as Current;
-  return {
-    size: c.image.length,
-    checksum: c.checksum,
-    open: (range) => {
-      if (!range || c.ignoresRange) return { stream: Readable.from(chunks(c.image, c.chunk)), offset: 0 };
-      return { stream: Readable.from(chunks(c.image.subarray(range.start, range.end + 1), c.chunk)), offset: range.start };
-    },
-  };
-};
+const source = memorySource(() => current as Current);
 
 const handlers = new Map(BARE_MAX_RANGES.map((n) => [n, serveImage({ source, maxRanges: n })]));
 

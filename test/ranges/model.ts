@@ -16,7 +16,9 @@
  * of the model: status, Content-Range, Content-Length, the deprecation signal and the exact bytes.
  */
 import type { IncomingHttpHeaders } from 'node:http';
+import { Readable } from 'node:stream';
 import fc from 'fast-check';
+import type { ImageData } from '../../lib/ranges/serve';
 
 // ---------------------------------------------------------------------------------------------
 // The reference model
@@ -409,4 +411,37 @@ export function expectReply(reply: Reply, expected: Answer, served: Served): voi
     expect(length).toBe(Buffer.byteLength(body));
     if (!head) expect(reply.body.toString('latin1')).toBe(body);
   }
+}
+
+// ---------------------------------------------------------------------------------------------
+// An in-memory image source for serveImage, as the property and fuzz suites use it
+
+export interface MemoryImage {
+  image: Buffer;
+  checksum: string;
+  /** The source ignores the range and sends the whole image from offset 0. */
+  ignoresRange: boolean;
+  /** The source's stream yields chunks of this many bytes. */
+  chunk: number;
+}
+
+function chunks(buffer: Buffer, size: number): Buffer[] {
+  const out: Buffer[] = [];
+  for (let i = 0; i < buffer.length; i += size) out.push(buffer.subarray(i, i + size));
+  return out;
+}
+
+/** A serveImage source over whatever image `current()` names at the time of each request. */
+export function memorySource(current: () => MemoryImage): () => ImageData {
+  return () => {
+    const c = current();
+    return {
+      size: c.image.length,
+      checksum: c.checksum,
+      open: (range) => {
+        if (!range || c.ignoresRange) return { stream: Readable.from(chunks(c.image, c.chunk)), offset: 0 };
+        return { stream: Readable.from(chunks(c.image.subarray(range.start, range.end + 1), c.chunk)), offset: range.start };
+      },
+    };
+  };
 }

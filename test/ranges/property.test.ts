@@ -12,12 +12,11 @@
 import { createHash } from 'node:crypto';
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { Readable } from 'node:stream';
 import fc from 'fast-check';
 import { sendGlanceError } from '../../lib/errors';
 import { decideRange, type RangeDecision } from '../../lib/ranges/decide';
-import { serveImage, type ImageData } from '../../lib/ranges/serve';
-import { ask, CATEGORIES, category, expectReply, imageSize, model, normalised, ows, request, type Answer, type Reply } from './model';
+import { serveImage } from '../../lib/ranges/serve';
+import { ask, CATEGORIES, category, expectReply, imageSize, memorySource, model, normalised, ows, request, type Answer, type MemoryImage, type Reply } from './model';
 
 /** A decision reduced to the model's terms. */
 function observed(decision: RangeDecision): Answer {
@@ -57,36 +56,13 @@ describe('2. Image data: decideRange against the reference model (property)', ()
 // ---------------------------------------------------------------------------------------------
 // (b) The bytes on the wire
 
-interface Current {
-  image: Buffer;
-  checksum: string;
-  /** The source ignores the range and sends the whole image from offset 0. */
-  ignoresRange: boolean;
-  /** The source's stream yields chunks of this many bytes. */
-  chunk: number;
-}
+type Current = MemoryImage;
 
 let current: Current | null = null;
 let server: http.Server;
 let port: number;
 
-function chunks(buffer: Buffer, size: number): Buffer[] {
-  const out: Buffer[] = [];
-  for (let i = 0; i < buffer.length; i += size) out.push(buffer.subarray(i, i + size));
-  return out;
-}
-
-const source = (): ImageData => {
-  const c = current as Current;
-  return {
-    size: c.image.length,
-    checksum: c.checksum,
-    open: (range) => {
-      if (!range || c.ignoresRange) return { stream: Readable.from(chunks(c.image, c.chunk)), offset: 0 };
-      return { stream: Readable.from(chunks(c.image.subarray(range.start, range.end + 1), c.chunk)), offset: range.start };
-    },
-  };
-};
+const source = memorySource(() => current as Current);
 
 const handlers = new Map([1, 2, 3, 5, 10].map((n) => [n, serveImage({ source, maxRanges: n })]));
 
