@@ -22,7 +22,7 @@ export interface LoggerOptions {
 
 /**
  * A pino logger writing JSON lines with ISO times and level names. By default to stdout, in
- * batches: lines are written once 8 KiB have gathered or 200 ms after the first of them, and what
+ * batches: lines are written once 8 KiB have gathered, and at the latest every 200 ms; what
  * is pending is written when the process exits. (A write per line, or per event-loop turn, was a
  * tenth of the sidecar's time on small pass-through requests.)
  */
