@@ -106,7 +106,10 @@ export interface PatchResult {
  * itself consistent whatever reaches it.
  */
 export async function applyPatch(current: ImageRecord, ops: readonly PatchOp[], rules: ImageRules): Promise<PatchResult> {
-  const record: ImageRecord = structuredClone(current);
+  // A copy through JSON, what records are made of (and stored as): unlike structuredClone, it makes
+  // its objects in the caller's realm, so that the no-change check (isDeepStrictEqual, which
+  // compares prototypes) holds wherever this module runs, a vm context included.
+  const record = JSON.parse(JSON.stringify(current)) as ImageRecord;
   const dropped: string[] = [];
   const sized = async (url: string) => {
     if (!/^https?:\/\//i.test(url)) throw glanceError(400, 'location.invalid', 'Invalid location');
