@@ -21,20 +21,20 @@ function upstream(handler: http.RequestListener): Promise<Upstream> {
     seen.push(req.headers);
     handler(req, res);
   });
-  return new Promise((resolve) =>
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as net.AddressInfo;
-      resolve({
-        url: `http://127.0.0.1:${port}`,
-        seen,
-        close: () =>
-          new Promise<void>((done) => {
-            server.closeAllConnections();
-            server.close(() => done());
-          }),
-      });
-    }),
-  );
+  return listening(server).then((url) => ({
+    url,
+    seen,
+    close: () =>
+      new Promise<void>((done) => {
+        server.closeAllConnections();
+        server.close(() => done());
+      }),
+  }));
+}
+
+/** `server` listening on a free port of 127.0.0.1: its URL. */
+function listening(server: net.Server): Promise<string> {
+  return new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve(`http://127.0.0.1:${(server.address() as net.AddressInfo).port}`)));
 }
 
 /** Glance-like answers for one image: the lookup, the versions, and data through `data`. */
@@ -96,17 +96,12 @@ function resettingUpstream(): Promise<Upstream & { readonly connections: () => n
     });
     socket.on('error', () => undefined);
   });
-  return new Promise((resolve) =>
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as net.AddressInfo;
-      resolve({
-        url: `http://127.0.0.1:${port}`,
-        seen,
-        connections: () => connections,
-        close: () => new Promise<void>((done) => server.close(() => done())),
-      });
-    }),
-  );
+  return listening(server).then((url) => ({
+    url,
+    seen,
+    connections: () => connections,
+    close: () => new Promise<void>((done) => server.close(() => done())),
+  }));
 }
 
 describe('the sidecar and kept-alive connections the upstream closes', () => {
