@@ -44,6 +44,8 @@ export type { FormatField } from './defaults/validate';
 export { hypervisorMetadefs, imageSchemas } from './defaults/documents';
 export type { ImageSchemasOptions } from './defaults/documents';
 export { rewriteJsonAnswer } from './http/rewrite';
+export { reclaimStreamedData } from './http/reclaim';
+export type { ReclaimOptions } from './http/reclaim';
 export type { JsonRewrite } from './http/rewrite';
 export { createSidecarApp, createSidecarHandler, untouchedBySuite } from './sidecar/app';
 export type { SidecarOptions } from './sidecar/app';

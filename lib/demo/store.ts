@@ -18,6 +18,7 @@ import { Transform, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { pathToFileURL } from 'node:url';
 import { glanceTimestamp } from '../http/json';
+import { spent } from '../http/reclaim';
 import type { ImageFacts } from '../images/lookup';
 
 export interface ImageLocation {
@@ -219,6 +220,7 @@ export class DiskImageStore {
         md5.update(chunk);
         sha512.update(chunk);
         size += chunk.length;
+        spent(chunk.length);
         done(null, chunk);
       },
     });

@@ -12,6 +12,7 @@
 import http, { type IncomingHttpHeaders, type IncomingMessage, type ServerResponse } from 'node:http';
 import https from 'node:https';
 import { glanceError } from '../errors';
+import { countSpent, reclaiming } from '../http/reclaim';
 
 export interface ForwardOptions {
   /** Base URL of the upstream image service (a path prefix is kept). */
@@ -23,6 +24,9 @@ export interface ForwardOptions {
   /** Told how long (seconds) the upstream took to start each answer, e.g. for a latency histogram. */
   readonly onAnswer?: (seconds: number) => void;
 }
+
+/** Bodies shorter than this are not worth counting for reclaimStreamedData. */
+const SMALL = 64 * 1024;
 
 const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-authenticate', 'proxy-authorization', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'proxy-connection']);
 
@@ -165,6 +169,7 @@ export function forward(options: ForwardOptions) {
           waiting.delete(expire);
           if (onAnswer) onAnswer(Number(process.hrtime.bigint() - started) / 1e9);
           res.writeHead(answer.statusCode ?? 502, answer.statusMessage, clientHeaders(answer, req, proto));
+          if (reclaiming() && !(Number(answer.headers['content-length']) < SMALL)) answer.on('data', countSpent);
           answer.pipe(res);
           // The upstream died mid-answer: the client must not take a truncated body for a whole one.
           answer.on('aborted', () => res.destroy());
@@ -187,7 +192,10 @@ export function forward(options: ForwardOptions) {
         fail(glanceError(502, 'upstream.unreachable', `The image service could not be reached (${err.code ?? err.message}).`));
       });
       if (bodiless) upstream.end();
-      else req.pipe(upstream);
+      else {
+        if (reclaiming() && !(Number(req.headers['content-length']) < SMALL)) req.on('data', countSpent);
+        req.pipe(upstream);
+      }
     };
     // The client went away (its answer closed unfinished): stop the upstream request too. (Not
     // req.destroyed: a request whose body has been read is destroyed in any case.)
