@@ -163,7 +163,7 @@ soak_target() {
     RES[$target.$k]=$v
   done
   # One access-log line per request (pino, on stdout), written by the time the process has stopped.
-  LOGN[$target]=$(grep -c '"msg":"request"' "$TMP/logs/$target.log" || true)
+  LOGN[$target]=$(grep -cE '"msg":"request (completed|aborted|errored)"' "$TMP/logs/$target.log" || true)
   LOGERR[$target]=$(grep -c '"level":"error"' "$TMP/logs/$target.log" || true)
   echo "  access log of $target: ${LOGN[$target]} request lines for ${RES[$target.sent]} requests sent (setup and checks included); ${LOGERR[$target]} error lines"
   if ((LOGERR[$target] > 0)); then

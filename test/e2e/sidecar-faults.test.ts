@@ -274,8 +274,7 @@ describe('the sidecar in front of an old service', () => {
           .find((l) => l.includes('"/healthz"'));
       }
       const entry = JSON.parse(line ?? '{}') as Record<string, unknown>;
-      expect(entry).toMatchObject({ level: 'info', msg: 'request', req: { method: 'GET', url: '/healthz' }, res: { status: 200 } });
-      expect(entry['requestId']).toBe(ok.headers.get('x-openstack-request-id'));
+      expect(entry).toMatchObject({ level: 'info', msg: 'request completed', req: { id: ok.headers.get('x-openstack-request-id'), method: 'GET', url: '/healthz' }, res: { statusCode: 200 } });
     });
     const orphan = await startCli(['proxy', '--upstream', 'http://127.0.0.1:9', '--port', '0', '--host', '127.0.0.1']);
     try {

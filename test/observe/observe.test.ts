@@ -14,7 +14,7 @@ import { accessLog, createLogger, logLegacyRange, logRefusal, requestId } from '
 import { both, clientName, createMetrics, metricsEndpoint, routeGroup } from '../../lib/observe/metrics';
 import { serveImage } from '../../lib/ranges/serve';
 import { Readable } from 'node:stream';
-import type { IncomingMessage } from 'node:http';
+import http, { type IncomingMessage } from 'node:http';
 
 const V21 = 'application/openstack-images-v2.1-json-patch';
 const FIXTURE = Buffer.from('0123456789abcdefghijklmnopqrstuv');
@@ -159,9 +159,58 @@ describe('logs', () => {
     const res = await request(a).get('/v2/images?limit=1').set('x-auth-token', 'secret-token-1').set('user-agent', 'test-client/1');
     const id = res.headers['x-openstack-request-id'] as string;
     expect(id).toMatch(/^req-[0-9a-f-]{36}$/);
-    const line = lines.find((l) => l['msg'] === 'request');
-    expect(line).toMatchObject({ level: 'info', name: 'glance-edge', requestId: id, req: { method: 'GET', url: '/v2/images?limit=1', userAgent: 'test-client/1' }, res: { status: 200 } });
+    const access = lines.filter((l) => typeof l['msg'] === 'string' && l['msg'].startsWith('request '));
+    expect(access).toEqual([
+      {
+        level: 'info',
+        time: expect.stringMatching(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/),
+        name: 'glance-edge',
+        req: { id, method: 'GET', url: '/v2/images?limit=1', remoteAddress: expect.stringMatching(/127\.0\.0\.1$/), userAgent: 'test-client/1' },
+        res: { statusCode: 200, bytes: 11 },
+        responseTime: expect.any(Number),
+        msg: 'request completed',
+      },
+    ]);
     expect(JSON.stringify(lines)).not.toContain('secret-token-1');
+  });
+
+  it("should log a 5xx answer at error without a made-up stack, and an upstream's own request id", async () => {
+    const { lines, logger } = sink();
+    const a = express();
+    a.use(accessLog(logger));
+    a.get('/broken', (_req, _res, next) => next(glanceError(502, 'upstream.unreachable', 'The image service could not be reached.')));
+    a.get('/forwarded', (_req, res) => void res.set('X-Openstack-Request-Id', 'req-upstream-1').status(200).send('ok'));
+    a.use(glanceErrorHandler());
+    const broken = await request(a).get('/broken');
+    expect(broken.status).toBe(502);
+    const forwarded = await request(a).get('/forwarded');
+    expect(forwarded.headers['x-openstack-request-id']).toBe('req-upstream-1');
+    const [errored, completed] = lines.filter((l) => typeof l['msg'] === 'string' && l['msg'].startsWith('request '));
+    expect(errored).toMatchObject({ level: 'error', msg: 'request errored', res: { statusCode: 502 } });
+    expect(errored).not.toHaveProperty('err');
+    expect(completed).toMatchObject({ level: 'info', msg: 'request completed', res: { statusCode: 200, bytes: 2, upstreamRequestId: 'req-upstream-1' } });
+    expect((completed?.['req'] as { id: string }).id).toMatch(/^req-[0-9a-f-]{36}$/);
+  });
+
+  it('should log a request whose client went away mid-answer at warn, as aborted', async () => {
+    const { lines, logger } = sink();
+    const a = express();
+    a.use(accessLog(logger));
+    a.get('/slow', (_req, res) => {
+      res.writeHead(200, { 'Content-Length': '1000' });
+      res.write('partial');
+    });
+    const server = a.listen(0, '127.0.0.1');
+    await new Promise((r) => server.once('listening', r));
+    const { port } = server.address() as { port: number };
+    await new Promise<void>((resolve) => {
+      const req = http.get(`http://127.0.0.1:${port}/slow`, (res) => res.once('data', () => req.destroy()));
+      req.on('close', () => resolve());
+      req.on('error', () => undefined);
+    });
+    for (let i = 0; i < 50 && !lines.some((l) => l['msg'] === 'request aborted'); i++) await new Promise((r) => setTimeout(r, 10));
+    server.close();
+    expect(lines.find((l) => l['msg'] === 'request aborted')).toMatchObject({ level: 'warn', req: { method: 'GET', url: '/slow' }, res: { statusCode: 200, bytes: 1000 } });
   });
 
   it("should take the client's X-Openstack-Request-Id when it is a sane token, and not otherwise", async () => {
