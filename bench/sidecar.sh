@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Benchmark: the sidecar (`glance-edge proxy`) vs http-proxy-middleware in Express vs nginx
-# proxy_pass, in one run, in front of one upstream.
+# proxy_pass, in one run, in front of one upstream; with them a minimal node:http proxy
+# (bench/min-proxy.js: forward and pipe, nothing else), the floor of Node's own HTTP cost.
 #
 #   bench/sidecar.sh            (from anywhere; see bench/README.md)
 #
@@ -41,9 +42,9 @@ STRICT=${STRICT:-0}
 
 HOST=127.0.0.1
 UP=$BASE_PORT
-declare -A PORT=([sidecar]=$((BASE_PORT + 1)) [hpm]=$((BASE_PORT + 2)) [nginx]=$((BASE_PORT + 3)))
+declare -A PORT=([sidecar]=$((BASE_PORT + 1)) [hpm]=$((BASE_PORT + 2)) [nginx]=$((BASE_PORT + 3)) [min]=$((BASE_PORT + 5)))
 SINK=$((BASE_PORT + 4)) # where the upstream sends uploads: reads each body to its end, then 204
-PROXIES=(sidecar hpm nginx)
+PROXIES=(sidecar hpm nginx min)
 IMG=11111111-1111-4111-8111-111111111111
 BIG=22222222-2222-4222-8222-222222222222
 
@@ -154,12 +155,12 @@ nginx_worker() { pgrep -P "$NGINX_MASTER" | head -n 1 || die "nginx (pid $NGINX_
 stop_proxies() {
   local pid p workers
   workers=$(pgrep -P "$NGINX_MASTER" 2>/dev/null | tr '\n' ' ' || true)
-  for pid in "${PID[sidecar]:-}" "${PID[hpm]:-}" "$NGINX_MASTER"; do [[ -n $pid ]] && kill "$pid" 2>/dev/null || true; done
+  for pid in "${PID[sidecar]:-}" "${PID[hpm]:-}" "${PID[min]:-}" "$NGINX_MASTER"; do [[ -n $pid ]] && kill "$pid" 2>/dev/null || true; done
   # Gone when their ports are free again (nginx's workers outlive its master for a moment).
   for p in "${PORT[@]}"; do
     for _ in $(seq 1 50); do port_free "$p" && break; sleep 0.1; done
   done
-  for pid in "${PID[sidecar]:-}" "${PID[hpm]:-}" "$NGINX_MASTER" $workers; do kill -9 "$pid" 2>/dev/null || true; done
+  for pid in "${PID[sidecar]:-}" "${PID[hpm]:-}" "${PID[min]:-}" "$NGINX_MASTER" $workers; do kill -9 "$pid" 2>/dev/null || true; done
   for p in "${PORT[@]}"; do
     for _ in $(seq 1 50); do port_free "$p" && break; sleep 0.1; done
     port_free "$p" || die "port $p is still taken after stopping the proxies"
@@ -175,6 +176,9 @@ start_proxies() {
   PIDS+=($!)
   taskset -c "$PROXY_CPU" node "$BENCH_DIR/hpm-proxy.js" "http://$HOST:$UP" "${PORT[hpm]}" >>"$TMP/hpm.log" 2>&1 &
   PID[hpm]=$!
+  PIDS+=($!)
+  taskset -c "$PROXY_CPU" node "$BENCH_DIR/min-proxy.js" "http://$HOST:$UP" "${PORT[min]}" >>"$TMP/min.log" 2>&1 &
+  PID[min]=$!
   PIDS+=($!)
   local p
   for p in "$UP" "${PORT[@]}"; do wait_port "$p"; done
@@ -192,7 +196,7 @@ for px in "${PROXIES[@]}"; do
   [[ $code == 200 ]] || die "$px: PATCH answered $code"
   [[ $(curl -s --max-time 60 "$base/v2/images/$IMG/file" | sha256sum | cut -d' ' -f1) == "$SHA" ]] || die "$px: wrong image bytes"
 done
-log "all three answer right (pass-through body, PATCH 200, sha256 of the ${SIZE_MIB} MiB image)"
+log "all four answer right (pass-through body, PATCH 200, sha256 of the ${SIZE_MIB} MiB image)"
 
 # --- Runs ----------------------------------------------------------------------------------------
 declare -A RPS P99 MBS NON2XX
@@ -256,20 +260,21 @@ check() { # label ok
 }
 ratio() { calc '%.2f' "$1 / $2"; }
 echo
-echo "glance-edge sidecar vs http-proxy-middleware vs nginx proxy_pass ($(nproc) CPUs; proxies on CPU $PROXY_CPU; ${DURATION}s x $ROUNDS rounds, best kept)"
-printf '%-34s %12s %12s %12s\n' "" sidecar hpm nginx
-printf '%-34s %12s %12s %12s\n' "small pass-through req/s" "${RPS[sidecar.small]}" "${RPS[hpm.small]}" "${RPS[nginx.small]}"
-printf '%-34s %12s %12s %12s\n' "small pass-through p99 ms" "${P99[sidecar.small]}" "${P99[hpm.small]}" "${P99[nginx.small]}"
-printf '%-34s %12s %12s %12s\n' "guarded PATCH req/s" "${RPS[sidecar.patch]}" "${RPS[hpm.patch]}" "${RPS[nginx.patch]}"
-printf '%-34s %12s %12s %12s\n' "guarded PATCH p99 ms" "${P99[sidecar.patch]}" "${P99[hpm.patch]}" "${P99[nginx.patch]}"
-printf '%-34s %12s %12s %12s\n' "${SIZE_MIB} MiB downloads MB/s" "${MBS[sidecar.full]}" "${MBS[hpm.full]}" "${MBS[nginx.full]}"
-printf '%-34s %12s %12s %12s\n' "peak RSS MB over the runs above" "${RSS_FULL[sidecar]}" "${RSS_FULL[hpm]}" "${RSS_FULL[nginx]}"
-printf '%-34s %12s %12s %12s\n' "${BIG_MIB} MiB download MB/s" "${BIG_MBS[sidecar]}" "${BIG_MBS[hpm]}" "${BIG_MBS[nginx]}"
-printf '%-34s %12s %12s %12s\n' "  peak RSS MB during it" "${RSS_BIG[sidecar]}" "${RSS_BIG[hpm]}" "${RSS_BIG[nginx]}"
-printf '%-34s %12s %12s %12s\n' "${BIG_MIB} MiB chunked upload MB/s" "${UP_MBS[sidecar]}" "${UP_MBS[hpm]}" "${UP_MBS[nginx]}"
-printf '%-34s %12s %12s %12s\n' "  peak RSS MB during it" "${RSS_UP[sidecar]}" "${RSS_UP[hpm]}" "${RSS_UP[nginx]}"
-printf '%-34s %12s %12s %12s\n' "failed answers (all runs)" "$((NON2XX[sidecar.small] + NON2XX[sidecar.patch] + NON2XX[sidecar.full]))" \
-  "$((NON2XX[hpm.small] + NON2XX[hpm.patch] + NON2XX[hpm.full]))" "$((NON2XX[nginx.small] + NON2XX[nginx.patch] + NON2XX[nginx.full]))"
+echo "glance-edge sidecar vs http-proxy-middleware vs nginx proxy_pass, and a minimal node:http proxy ($(nproc) CPUs; proxies on CPU $PROXY_CPU; ${DURATION}s x $ROUNDS rounds, best kept)"
+row() { printf '%-34s %12s %12s %12s %12s\n' "$@"; }
+row "" sidecar hpm nginx "minimal node"
+row "small pass-through req/s" "${RPS[sidecar.small]}" "${RPS[hpm.small]}" "${RPS[nginx.small]}" "${RPS[min.small]}"
+row "small pass-through p99 ms" "${P99[sidecar.small]}" "${P99[hpm.small]}" "${P99[nginx.small]}" "${P99[min.small]}"
+row "guarded PATCH req/s" "${RPS[sidecar.patch]}" "${RPS[hpm.patch]}" "${RPS[nginx.patch]}" "${RPS[min.patch]}"
+row "guarded PATCH p99 ms" "${P99[sidecar.patch]}" "${P99[hpm.patch]}" "${P99[nginx.patch]}" "${P99[min.patch]}"
+row "${SIZE_MIB} MiB downloads MB/s" "${MBS[sidecar.full]}" "${MBS[hpm.full]}" "${MBS[nginx.full]}" "${MBS[min.full]}"
+row "peak RSS MB over the runs above" "${RSS_FULL[sidecar]}" "${RSS_FULL[hpm]}" "${RSS_FULL[nginx]}" "${RSS_FULL[min]}"
+row "${BIG_MIB} MiB download MB/s" "${BIG_MBS[sidecar]}" "${BIG_MBS[hpm]}" "${BIG_MBS[nginx]}" "${BIG_MBS[min]}"
+row "  peak RSS MB during it" "${RSS_BIG[sidecar]}" "${RSS_BIG[hpm]}" "${RSS_BIG[nginx]}" "${RSS_BIG[min]}"
+row "${BIG_MIB} MiB chunked upload MB/s" "${UP_MBS[sidecar]}" "${UP_MBS[hpm]}" "${UP_MBS[nginx]}" "${UP_MBS[min]}"
+row "  peak RSS MB during it" "${RSS_UP[sidecar]}" "${RSS_UP[hpm]}" "${RSS_UP[nginx]}" "${RSS_UP[min]}"
+failed() { echo $((NON2XX[$1.small] + NON2XX[$1.patch] + NON2XX[$1.full])); }
+row "failed answers (all runs)" "$(failed sidecar)" "$(failed hpm)" "$(failed nginx)" "$(failed min)"
 echo
 r1=$(ratio "${RPS[sidecar.small]}" "${RPS[hpm.small]}")
 r2=$(ratio "${RPS[sidecar.small]}" "${RPS[nginx.small]}")
@@ -281,6 +286,8 @@ printf 'pass-through: sidecar / nginx = %s (target >= 0.4)  %s\n' "$r2" "$(check
 printf 'downloads:    sidecar / nginx = %s (target >= 0.9)  %s\n' "$r3" "$(check c "$o3")"
 printf 'peak RSS during %s MiB down / up: %s / %s MB (target < 100)  %s\n' "$BIG_MIB" "${RSS_BIG[sidecar]}" "${RSS_UP[sidecar]}" "$(check d "$o4")"
 printf 'sidecar answers all 2xx: %s\n' "$(check e "$o5")"
+printf 'for reading the nginx ratio: minimal node proxy / nginx = %s, sidecar / minimal node proxy = %s\n' \
+  "$(ratio "${RPS[min.small]}" "${RPS[nginx.small]}")" "$(ratio "${RPS[sidecar.small]}" "${RPS[min.small]}")"
 for o in "$o1" "$o2" "$o3" "$o4" "$o5"; do [[ $o == 1 ]] || missed=1; done
 if [[ $STRICT == 1 && $missed == 1 ]]; then exit 3; fi
 exit 0

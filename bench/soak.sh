@@ -21,7 +21,7 @@
 # sidecar's upstream on CPU CLIENT_CPU.
 #
 # Settings (environment variables, defaults in brackets):
-#   SOAK_SECONDS [60]  SOAK_WARMUP [20]  SOAK_CONCURRENCY [64]  SOAK_IMAGE_MIB [4]  SOAK_LOC_IMAGES [16]
+#   SOAK_SECONDS [60]  SOAK_WARMUP [0]  SOAK_CONCURRENCY [64]  SOAK_IMAGE_MIB [4]  SOAK_LOC_IMAGES [16]
 #   SOAK_SEED [random; the same for both targets]  SOAK_MIX [soak-load.js's default, see README]
 #   TARGETS ["demo sidecar"]  SERVER_CPU [1]  CLIENT_CPU [0]
 #   RSS_WINDOW [10]  RSS_GROWTH_MB [10]  RSS_GROWTH_PCT [10]
@@ -36,7 +36,7 @@ BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(cd "$BENCH_DIR/.." && pwd)
 
 SOAK_SECONDS=${SOAK_SECONDS:-60}
-SOAK_WARMUP=${SOAK_WARMUP:-20}
+SOAK_WARMUP=${SOAK_WARMUP:-0}
 SOAK_CONCURRENCY=${SOAK_CONCURRENCY:-64}
 SOAK_IMAGE_MIB=${SOAK_IMAGE_MIB:-4}
 SOAK_LOC_IMAGES=${SOAK_LOC_IMAGES:-16}

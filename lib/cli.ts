@@ -9,10 +9,18 @@
  * peaked at 124 MB RSS with V8's default, 96-99 MB with 2 MiB and 93-95 MB with 1 MiB, at the
  * same throughput within this machine's noise. V8 reads the flag only at start-up. Both commands
  * also reclaim streamed data every 4 MiB (lib/http/reclaim.ts).
+ *
+ * The demo also grows its heap by a fifth at a time (--heap-growing-percent=20, which V8 reads at
+ * each collection, so it is set at run time). With V8's own factor its old space climbed from 8 to
+ * 72 MB over a minute of mixed load at 64 connections, and its RSS from 143 to 163 MB; with 20 %
+ * RSS is flat at 110-115 MB from the fifth second, at the same request rate (1,720 against
+ * 1,630-1,780 req/s). The sidecar keeps V8's factor: 20 % cost it about a tenth of its small
+ * pass-through rate, and its RSS is flat without it.
  */
 import { readFileSync } from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
+import v8 from 'node:v8';
 import { parseArgs } from 'node:util';
 import { createDemoApp } from './demo/app';
 import { DiskImageStore } from './demo/store';
@@ -168,6 +176,8 @@ export async function main(argv: string[]): Promise<void> {
       },
       strict: true,
     });
+    // The demo's heap grows by a fifth at a time rather than V8's 1.5-4x (see the header).
+    v8.setFlagsFromString('--heap-growing-percent=20');
     const dataDir = path.resolve(values.data ?? 'data');
     const store = await DiskImageStore.open(dataDir);
     const logger = createLogger();
