@@ -53,5 +53,5 @@ export { endToEnd, forward } from './sidecar/forward';
 export type { ForwardOptions } from './sidecar/forward';
 export { both, clientName, createMetrics, metricsEndpoint, routeGroup } from './observe/metrics';
 export type { EdgeMetrics, MetricsOptions, RouteGroup } from './observe/metrics';
-export { accessLog, createLogger, logLegacyRange, logRefusal, requestId } from './observe/logs';
-export type { Logger, LoggerOptions } from './observe/logs';
+export { accessLog, createLogger, lineBuffer, logLegacyRange, logRefusal, requestId, requestIdOf } from './observe/logs';
+export type { AccessLogOptions, Logger, LoggerOptions } from './observe/logs';

@@ -22,6 +22,7 @@ type Collect = (options: { type: 'minor' }) => void;
 let collect: Collect | null = null;
 let every = 4 * 1024 * 1024;
 let pending = 0;
+let collections = 0;
 
 export interface ReclaimOptions {
   /** Bytes of streamed data between two minor collections. Default 4 MiB. */
@@ -58,8 +59,14 @@ export function spent(bytes: number): void {
   pending += bytes;
   if (pending >= every) {
     pending = 0;
+    collections += 1;
     collect({ type: 'minor' });
   }
+}
+
+/** How many collections reclaiming has run in this process (a metric: `reclaim_collections_total`). */
+export function reclaimCollections(): number {
+  return collections;
 }
 
 /** A 'data' listener that counts each chunk as spent. */

@@ -5,8 +5,10 @@
  * header is, apart from the User-Agent.
  */
 import { randomUUID } from 'node:crypto';
+import { writeSync } from 'node:fs';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import pino, { type DestinationStream, type Logger } from 'pino';
+import { answerHeader } from '../http/answer-headers';
 import { pinoHttp } from 'pino-http';
 import type { LocationRefusal } from '../locations/guard';
 import type { LegacyUse } from '../ranges/legacy';
@@ -22,18 +24,67 @@ export interface LoggerOptions {
 }
 
 /**
- * A pino logger writing JSON lines with ISO times and level names. By default to stdout, in
- * batches: lines are written once 8 KiB have gathered, and at the latest every 200 ms; what
- * is pending is written when the process exits. (A write per line, or per event-loop turn, was a
- * tenth of the sidecar's time on small pass-through requests.)
+ * A pino destination that copies each line into one fixed buffer and writes the buffer to `fd`
+ * when it holds `flushAt` bytes, every 200 ms, when asked (flush) and when the process exits.
+ *
+ * pino's own batching (SonicBoom with minLength) gathers lines into one growing string, written
+ * asynchronously: under load that string outlives a young-generation collection or two and is
+ * promoted, and old-space garbage made a major collection every 400 ms. Here a line is garbage as
+ * soon as it is copied: the sidecar's small pass-through rate went from about 14,400 to 16,000 req/s.
+ * Writes are synchronous, so lines keep their order and a reader that cannot keep up holds the
+ * process back rather than losing lines (a full non-blocking pipe is retried every millisecond).
  */
+export function lineBuffer(fd: number, size = 64 * 1024, flushAt = 32 * 1024): DestinationStream & { flush(done?: (err?: Error) => void): void } {
+  const buffer = Buffer.allocUnsafe(size);
+  let length = 0;
+  const pause = new Int32Array(new SharedArrayBuffer(4));
+  const writeAll = (bytes: Buffer) => {
+    let at = 0;
+    while (at < bytes.length) {
+      try {
+        at += writeSync(fd, bytes, at, bytes.length - at);
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'EAGAIN') throw err;
+        Atomics.wait(pause, 0, 0, 1);
+      }
+    }
+  };
+  const flush = () => {
+    if (length === 0) return;
+    const pending = buffer.subarray(0, length);
+    length = 0;
+    writeAll(pending);
+  };
+  setInterval(flush, 200).unref();
+  process.on('exit', flush);
+  return {
+    write(line: string) {
+      // At most 3 bytes of UTF-8 per UTF-16 unit.
+      if (line.length * 3 > size - length) {
+        flush();
+        if (line.length * 3 > size) {
+          writeAll(Buffer.from(line));
+          return;
+        }
+      }
+      length += buffer.write(line, length);
+      if (length >= flushAt) flush();
+    },
+    flush(done) {
+      try {
+        flush();
+      } catch (err) {
+        if (!done) throw err;
+        done(err as Error);
+        return;
+      }
+      done?.();
+    },
+  };
+}
+
+/** A pino logger writing JSON lines with ISO times and level names, by default to stdout through a lineBuffer. */
 export function createLogger(options: LoggerOptions = {}): Logger {
-  let destination = options.destination;
-  if (!destination) {
-    const stdout = pino.destination({ dest: 1, sync: false, minLength: 8 * 1024 });
-    setInterval(() => stdout.flush(), 200).unref();
-    destination = stdout;
-  }
   return pino(
     {
       level: options.level ?? 'info',
@@ -41,7 +92,7 @@ export function createLogger(options: LoggerOptions = {}): Logger {
       timestamp: pino.stdTimeFunctions.isoTime,
       formatters: { level: (label) => ({ level: label }) },
     },
-    destination,
+    options.destination ?? lineBuffer(1),
   );
 }
 
@@ -59,14 +110,23 @@ const ids = new WeakMap<IncomingMessage, string>();
 
 /** The request's answer, as the access line reports it. */
 function answerFacts(res: ServerResponse): Record<string, unknown> {
-  const length = Number(res.getHeader('content-length'));
-  const answered = res.getHeader('x-openstack-request-id');
-  const own = ids.get(res.req);
+  const length = Number(answerHeader(res, 'content-length'));
+  const answered = answerHeader(res, 'x-openstack-request-id');
   return {
     statusCode: res.statusCode,
     ...(Number.isSafeInteger(length) ? { bytes: length } : {}),
-    ...(typeof answered === 'string' && answered !== own ? { upstreamRequestId: answered } : {}),
+    ...(answered !== undefined && answered !== ids.get(res.req) ? { upstreamRequestId: answered } : {}),
   };
+}
+
+export interface AccessLogOptions {
+  /**
+   * Set the request id on the answer as `X-Openstack-Request-Id` here. Default true. With false,
+   * the handler sets it, finding it with requestIdOf(req): the sidecar's forwarder adds it to the
+   * upstream's own headers, since an answer with a header set beforehand takes Node's slower path
+   * (each of the upstream's headers is then removed and appended again).
+   */
+  readonly setHeader?: boolean;
 }
 
 /**
@@ -80,13 +140,14 @@ function answerFacts(res: ServerResponse): Record<string, unknown> {
  * The serializers are pino-http's shape cut to those fields, and not wrapped: the standard ones
  * log every header of the request, credentials included.
  */
-export function accessLog(logger: Logger): (req: IncomingMessage, res: ServerResponse, next: () => void) => void {
+export function accessLog(logger: Logger, options: AccessLogOptions = {}): (req: IncomingMessage, res: ServerResponse, next: () => void) => void {
+  const setHeader = options.setHeader ?? true;
   return pinoHttp({
     logger,
     genReqId: (req, res) => {
       const id = requestId(req);
       ids.set(req, id);
-      res.setHeader('X-Openstack-Request-Id', id);
+      if (setHeader) res.setHeader('X-Openstack-Request-Id', id);
       return id;
     },
     wrapSerializers: false,
@@ -101,7 +162,7 @@ export function accessLog(logger: Logger): (req: IncomingMessage, res: ServerRes
 }
 
 /** The id accessLog gave `req`, if it went through it. */
-function idOf(req: IncomingMessage): string | undefined {
+export function requestIdOf(req: IncomingMessage): string | undefined {
   return ids.get(req);
 }
 
@@ -111,7 +172,7 @@ export function logLegacyRange(logger: Logger): (use: LegacyUse) => void {
   return (use) => {
     uses += 1;
     logger.warn(
-      { requestId: idOf(use.req), client: clientName(use.userAgent), userAgent: use.userAgent, contentRange: use.contentRange, method: use.method, url: use.url, uses },
+      { requestId: requestIdOf(use.req), client: clientName(use.userAgent), userAgent: use.userAgent, contentRange: use.contentRange, method: use.method, url: use.url, uses },
       'deprecated Content-Range request header',
     );
   };
@@ -122,7 +183,7 @@ export function logRefusal(logger: Logger): (refusal: LocationRefusal) => void {
   return (refusal) => {
     logger.info(
       {
-        requestId: idOf(refusal.req),
+        requestId: requestIdOf(refusal.req),
         imageId: refusal.imageId,
         status: refusal.error.status,
         type: refusal.error.type,

@@ -15,7 +15,7 @@ import { httpImageLookup, type ImageFacts } from '../images/lookup';
 import { ImageActivity } from '../locations/activity';
 import { locationGuard } from '../locations/guard';
 import { serveImage, type ImageData } from '../ranges/serve';
-import { accessLog, logLegacyRange, logRefusal, type Logger } from '../observe/logs';
+import { accessLog, logLegacyRange, logRefusal, requestIdOf, type Logger } from '../observe/logs';
 import { both, metricsEndpoint, type EdgeMetrics } from '../observe/metrics';
 import type { LegacyUse } from '../ranges/legacy';
 import { endToEnd, forward, isStaleConnection, upstreamAgent } from './forward';
@@ -76,9 +76,16 @@ export function createSidecarApp(options: SidecarOptions): Express {
 export function createSidecarHandler(options: SidecarOptions): (req: IncomingMessage, res: ServerResponse) => void {
   const { app, forwarder, front } = sidecarParts(options, false);
   const fail = (req: IncomingMessage, res: ServerResponse) => (err?: unknown) => sendGlanceError(req, res, err);
+  // The access line's request id: the forwarder puts it among the upstream's headers; every other
+  // answer gets it set here, before the suite's middlewares write anything.
   const dispatch = (req: IncomingMessage, res: ServerResponse) => {
-    if (untouchedBySuite(req)) forwarder(req, res, fail(req, res));
-    else app(req, res);
+    if (untouchedBySuite(req)) {
+      forwarder(req, res, fail(req, res));
+      return;
+    }
+    const id = requestIdOf(req);
+    if (id !== undefined) res.setHeader('X-Openstack-Request-Id', id);
+    app(req, res);
   };
   return function sidecar(req: IncomingMessage, res: ServerResponse): void {
     let i = 0;
@@ -101,11 +108,18 @@ function sidecarParts(options: SidecarOptions, frontInApp: boolean) {
   const { logger, metrics } = options;
   const plainLookup = httpImageLookup({ url: options.upstream, agent });
   const lookup = metrics ? metrics.observeLookup(plainLookup) : plainLookup;
-  const forwarder = forward({ upstream: options.upstream, timeout, agent, ...(metrics ? { onAnswer: (seconds: number) => metrics.upstream('forward', seconds) } : {}) });
-  // What every request meets first, both ways in: request counts, then the access line and its id.
+  const forwarder = forward({
+    upstream: options.upstream,
+    timeout,
+    agent,
+    ...(metrics ? { onAnswer: (seconds: number) => metrics.upstream('forward', seconds) } : {}),
+    ...(logger && !frontInApp ? { requestId: requestIdOf } : {}),
+  });
+  // What every request meets first, both ways in: request counts, then the access line and its id
+  // (set on the answer by accessLog in the app, by dispatch and the forwarder in the handler).
   const front: Middleware[] = [];
   if (metrics) front.push(metrics.requests());
-  if (logger) front.push(accessLog(logger) as Middleware);
+  if (logger) front.push(accessLog(logger, { setHeader: frontInApp }) as Middleware);
   const onLegacyRange = both(options.onLegacyRange, logger && logLegacyRange(logger), metrics?.onLegacyRange);
   const onRefused = both(logger && logRefusal(logger), metrics?.onRefused);
   const prefix = base.pathname.replace(/\/+$/, '');

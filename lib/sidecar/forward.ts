@@ -12,6 +12,7 @@
 import http, { type IncomingHttpHeaders, type IncomingMessage, type ServerResponse } from 'node:http';
 import https from 'node:https';
 import { glanceError } from '../errors';
+import { noteFlatHeaders } from '../http/answer-headers';
 import { countSpent, reclaiming } from '../http/reclaim';
 
 export interface ForwardOptions {
@@ -23,6 +24,11 @@ export interface ForwardOptions {
   readonly agent?: http.Agent;
   /** Told how long (seconds) the upstream took to start each answer, e.g. for a latency histogram. */
   readonly onAnswer?: (seconds: number) => void;
+  /**
+   * The request's id, sent on the answer as `X-Openstack-Request-Id` when the upstream's answer
+   * has none (e.g. accessLog's requestIdOf, with accessLog's `setHeader: false`).
+   */
+  readonly requestId?: (req: IncomingMessage) => string | undefined;
 }
 
 /** Bodies shorter than this are not worth counting for reclaimStreamedData. */
@@ -124,23 +130,33 @@ export function forward(options: ForwardOptions) {
     return out;
   }
 
-  /** The upstream's answer headers for the client: end-to-end ones, a Location to the upstream made the sidecar's. */
+  /**
+   * The upstream's answer headers for the client: end-to-end ones, a Location to the upstream made
+   * the sidecar's, the request id added when the upstream sent none.
+   */
   function clientHeaders(answer: IncomingMessage, req: IncomingMessage, proto: string): string[] {
     const raw = answer.rawHeaders;
     const named = connectionNamed(answer.headers.connection);
     const out: string[] = [];
+    let identified = false;
     for (let i = 0; i < raw.length; i += 2) {
       const name = raw[i] as string;
       const lower = name.toLowerCase();
       if (hopByHop(lower, named)) continue;
       let value = raw[i + 1] as string;
       if (lower === 'location' && value.startsWith(upstreamOrigin) && req.headers.host) value = `${proto}://${req.headers.host}${value.slice(upstreamOrigin.length)}`;
+      else if (lower === 'x-openstack-request-id') identified = true;
       out.push(name, value);
+    }
+    if (!identified && requestId) {
+      const id = requestId(req);
+      if (id !== undefined) out.push('X-Openstack-Request-Id', id);
     }
     return out;
   }
 
   const onAnswer = options.onAnswer;
+  const requestId = options.requestId;
   return function forward(req: IncomingMessage, res: ServerResponse, next: NextFunction): void {
     const proto = 'encrypted' in req.socket && req.socket.encrypted ? 'https' : 'http';
     const headers = upstreamHeaders(req, proto);
@@ -168,7 +184,9 @@ export function forward(options: ForwardOptions) {
           answered = true;
           waiting.delete(expire);
           if (onAnswer) onAnswer(Number(process.hrtime.bigint() - started) / 1e9);
-          res.writeHead(answer.statusCode ?? 502, answer.statusMessage, clientHeaders(answer, req, proto));
+          const answerHeaders = clientHeaders(answer, req, proto);
+          res.writeHead(answer.statusCode ?? 502, answer.statusMessage, answerHeaders);
+          noteFlatHeaders(res, answerHeaders);
           if (reclaiming() && !(Number(answer.headers['content-length']) < SMALL)) answer.on('data', countSpent);
           answer.pipe(res);
           // The upstream died mid-answer: the client must not take a truncated body for a whole one.

@@ -147,6 +147,19 @@ describe('metrics', () => {
     expect(clientName(ua)).toBe(name);
   });
 
+  it("should serve Node's default metrics but the GC histogram, unless gcMetrics is true", async () => {
+    const plain = await createMetrics().registry.metrics();
+    for (const name of ['process_cpu_user_seconds_total', 'process_resident_memory_bytes', 'nodejs_eventloop_lag_seconds', 'nodejs_heap_size_used_bytes', 'nodejs_heap_space_size_used_bytes', 'nodejs_version_info', 'nodejs_active_handles_total']) {
+      expect(plain).toContain(`# TYPE glance_edge_${name} `);
+    }
+    expect(plain).not.toContain('nodejs_gc_duration_seconds');
+    expect(plain).toMatch(/^glance_edge_reclaim_collections_total \d+$/m);
+    const withGc = await createMetrics({ gcMetrics: true, prefix: 'gc_' }).registry.metrics();
+    expect(withGc).toContain('# TYPE gc_nodejs_gc_duration_seconds histogram');
+    expect(withGc).toContain('# TYPE gc_process_cpu_user_seconds_total counter');
+    expect(() => createMetrics({ gcMetrics: 'yes' } as never)).toThrow("createMetrics: option 'gcMetrics' must be true or false");
+  });
+
   it('should throw a TypeError for an unknown option or a bad registry', () => {
     expect(() => createMetrics({ legacyclients: 3 } as never)).toThrow("createMetrics: unknown option 'legacyclients'");
     expect(() => createMetrics({ registry: {} as never })).toThrow(TypeError);
