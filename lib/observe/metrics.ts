@@ -135,6 +135,8 @@ export function createMetrics(options: MetricsOptions = {}): EdgeMetrics {
     buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
     registers,
   });
+  // Bound once: observe() with a labels object hashes the labels at every call.
+  const byKind = { lookup: latency.labels('lookup'), forward: latency.labels('forward'), data: latency.labels('data') };
   const failures = new Counter({ name: `${prefix}lookup_failures_total`, help: 'Image lookups that failed, by error type (the change was refused).', labelNames: ['type'], registers });
   const activities: ImageActivity[] = [];
   new Gauge({
@@ -180,7 +182,7 @@ export function createMetrics(options: MetricsOptions = {}): EdgeMetrics {
       }
       legacy.inc({ client });
     },
-    upstream: (kind, seconds) => latency.observe({ kind }, seconds),
+    upstream: (kind, seconds) => byKind[kind].observe(seconds),
     lookupFailure: (type) => failures.inc({ type }),
     trackUploads: (activity) => {
       if (!activities.includes(activity)) activities.push(activity);

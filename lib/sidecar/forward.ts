@@ -65,6 +65,20 @@ function connectionNamed(value: string | string[] | undefined): Set<string> | nu
   );
 }
 
+/**
+ * The values of the header `name` (lower-case) in a raw header list, joined with commas; undefined
+ * without one. (Reading it so spares building the message's `headers` object, which an answer
+ * passed through otherwise never needs.)
+ */
+function rawHeader(raw: readonly string[], name: string): string | undefined {
+  let value: string | undefined;
+  for (let i = 0; i < raw.length; i += 2) {
+    const key = raw[i] as string;
+    if (key.length === name.length && key.toLowerCase() === name) value = value === undefined ? (raw[i + 1] as string) : `${value}, ${raw[i + 1] as string}`;
+  }
+  return value;
+}
+
 /** Whether a header of this lower-cased name goes no further than the next hop. */
 function hopByHop(name: string, named: Set<string> | null): boolean {
   return HOP_BY_HOP.has(name) || (named !== null && named.has(name));
@@ -136,7 +150,7 @@ export function forward(options: ForwardOptions) {
    */
   function clientHeaders(answer: IncomingMessage, req: IncomingMessage, proto: string): string[] {
     const raw = answer.rawHeaders;
-    const named = connectionNamed(answer.headers.connection);
+    const named = connectionNamed(rawHeader(raw, 'connection'));
     const out: string[] = [];
     let identified = false;
     for (let i = 0; i < raw.length; i += 2) {
@@ -177,6 +191,7 @@ export function forward(options: ForwardOptions) {
     const expire = () => {
       if (!answered) fail(timedOut);
     };
+    const cut = () => res.destroy();
     const send = (mayRetry: boolean) => {
       upstream = transport.request(
         { protocol: base.protocol, hostname: base.hostname, port: base.port, method: req.method, path: `${prefix}${req.url ?? '/'}`, headers, agent },
@@ -187,17 +202,13 @@ export function forward(options: ForwardOptions) {
           const answerHeaders = clientHeaders(answer, req, proto);
           res.writeHead(answer.statusCode ?? 502, answer.statusMessage, answerHeaders);
           noteFlatHeaders(res, answerHeaders);
-          if (reclaiming() && !(Number(answer.headers['content-length']) < SMALL)) answer.on('data', countSpent);
+          if (reclaiming() && !(Number(rawHeader(answer.rawHeaders, 'content-length')) < SMALL)) answer.on('data', countSpent);
           answer.pipe(res);
           // The upstream died mid-answer: the client must not take a truncated body for a whole one.
-          answer.on('aborted', () => res.destroy());
-          answer.on('error', () => res.destroy());
+          answer.on('aborted', cut);
+          answer.on('error', cut);
         },
       );
-      // The wait for the answer begins once the request (and its body) has been sent.
-      upstream.once('finish', () => {
-        if (!answered && !failed) wait(expire);
-      });
       upstream.on('error', (err: NodeJS.ErrnoException) => {
         if (clientGone) return; // nobody left to answer
         // A kept-alive connection that the upstream closed as it was being reused: ask again on a
@@ -209,8 +220,14 @@ export function forward(options: ForwardOptions) {
         }
         fail(glanceError(502, 'upstream.unreachable', `The image service could not be reached (${err.code ?? err.message}).`));
       });
-      if (bodiless) upstream.end();
-      else {
+      // The wait for the answer begins once the request (and its body) has been sent.
+      if (bodiless) {
+        upstream.end();
+        wait(expire);
+      } else {
+        upstream.once('finish', () => {
+          if (!answered && !failed) wait(expire);
+        });
         if (reclaiming() && !(Number(req.headers['content-length']) < SMALL)) req.on('data', countSpent);
         req.pipe(upstream);
       }
