@@ -8,7 +8,7 @@
  * freed memory back to the kernel only to fault it in again, page by page, for the next chunks.
  * The sidecar streaming a 1 GiB image peaked at 105-110 MB RSS and ran at 360-750 MB/s; with a
  * minor collection (a scavenge, well under a millisecond with the command's 1 MiB semi-space)
- * every 4 MiB of streamed data, it peaks at 70-80 MB and runs at 1,000-1,100 MB/s.
+ * every 4 MiB of streamed data, it peaks at 70-75 MB and runs at 1,150-1,350 MB/s.
  *
  * Off unless a process asks for it with reclaimStreamedData() (as the glance-edge command does):
  * it needs V8's `gc` function, which that call exposes. Streams whose chunks are reused (a

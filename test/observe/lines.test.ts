@@ -73,6 +73,18 @@ describe('lineBuffer', () => {
     }
   });
 
+  it('should drop lines, say so once on stderr and go on when its reader is gone', () => {
+    const logs = path.join(ROOT, 'dist', 'observe', 'logs.js');
+    // stdout a pipe whose reader has closed: every write is EPIPE.
+    const script = `process.stdout.destroy(); const { lineBuffer } = require(${JSON.stringify(logs)}); const out = lineBuffer(1, 1024, 64);
+      for (let i = 0; i < 100; i++) out.write('{"i":' + i + '}\\n'); out.flush(); process.stderr.write('still here\\n');`;
+    const { spawnSync } = jest.requireActual<typeof import('node:child_process')>('node:child_process');
+    const run = spawnSync('sh', ['-c', `"${process.execPath}" -e '${script.replace(/'/g, "'\\''")}' | true`], { encoding: 'utf8' });
+    expect(run.status).toBe(0);
+    expect(run.stderr.match(/log lines are no longer written/g)).toHaveLength(1);
+    expect(run.stderr).toContain('still here');
+  });
+
   it('should write what it holds when the process exits, through createLogger on stdout', () => {
     const logs = path.join(ROOT, 'dist', 'observe', 'logs.js');
     const out = execFileSync(process.execPath, ['-e', `const { createLogger } = require(${JSON.stringify(logs)}); const l = createLogger(); for (let i = 0; i < 3; i++) l.info({ i }, 'line'); process.exit(0);`], {
