@@ -70,6 +70,17 @@ export function reclaimCollections(): number {
 }
 
 /** A 'data' listener that counts each chunk as spent. */
-export function countSpent(chunk: Buffer): void {
+function countSpent(chunk: Buffer): void {
   spent(chunk.length);
+}
+
+/** Bodies shorter than this are not worth counting. */
+const SMALL = 64 * 1024;
+
+/**
+ * Count the chunks of `stream` (a forwarded answer or request body) as spent when reclaiming is on
+ * and its `contentLength` does not say it is small (none: chunked, count it).
+ */
+export function countLarge(stream: NodeJS.ReadableStream, contentLength: string | undefined): void {
+  if (collect !== null && !(Number(contentLength) < SMALL)) stream.on('data', countSpent);
 }

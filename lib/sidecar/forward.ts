@@ -12,8 +12,8 @@
 import http, { type IncomingHttpHeaders, type IncomingMessage, type ServerResponse } from 'node:http';
 import https from 'node:https';
 import { glanceError } from '../errors';
-import { noteFlatHeaders } from '../http/answer-headers';
-import { countSpent, reclaiming } from '../http/reclaim';
+import { flatHeader, noteFlatHeaders } from '../http/answer-headers';
+import { countLarge } from '../http/reclaim';
 
 export interface ForwardOptions {
   /** Base URL of the upstream image service (a path prefix is kept). */
@@ -31,22 +31,14 @@ export interface ForwardOptions {
   readonly requestId?: (req: IncomingMessage) => string | undefined;
 }
 
-/** Bodies shorter than this are not worth counting for reclaimStreamedData. */
-const SMALL = 64 * 1024;
-
 const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-authenticate', 'proxy-authorization', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'proxy-connection']);
 
 /** `headers` without hop-by-hop headers and those `Connection` names. */
 export function endToEnd(headers: IncomingHttpHeaders): Record<string, string | string[]> {
-  const named = new Set(
-    String(headers['connection'] ?? '')
-      .split(',')
-      .map((h) => h.trim().toLowerCase())
-      .filter(Boolean),
-  );
+  const named = connectionNamed(headers['connection']);
   const out: Record<string, string | string[]> = {};
   for (const [name, value] of Object.entries(headers)) {
-    if (value === undefined || HOP_BY_HOP.has(name) || named.has(name)) continue;
+    if (value === undefined || hopByHop(name, named)) continue;
     out[name] = value;
   }
   return out;
@@ -63,20 +55,6 @@ function connectionNamed(value: string | string[] | undefined): Set<string> | nu
       .map((h) => h.trim().toLowerCase())
       .filter(Boolean),
   );
-}
-
-/**
- * The values of the header `name` (lower-case) in a raw header list, joined with commas; undefined
- * without one. (Reading it so spares building the message's `headers` object, which an answer
- * passed through otherwise never needs.)
- */
-function rawHeader(raw: readonly string[], name: string): string | undefined {
-  let value: string | undefined;
-  for (let i = 0; i < raw.length; i += 2) {
-    const key = raw[i] as string;
-    if (key.length === name.length && key.toLowerCase() === name) value = value === undefined ? (raw[i + 1] as string) : `${value}, ${raw[i + 1] as string}`;
-  }
-  return value;
 }
 
 /** Whether a header of this lower-cased name goes no further than the next hop. */
@@ -150,7 +128,7 @@ export function forward(options: ForwardOptions) {
    */
   function clientHeaders(answer: IncomingMessage, req: IncomingMessage, proto: string): string[] {
     const raw = answer.rawHeaders;
-    const named = connectionNamed(rawHeader(raw, 'connection'));
+    const named = connectionNamed(flatHeader(raw, 'connection'));
     const out: string[] = [];
     let identified = false;
     for (let i = 0; i < raw.length; i += 2) {
@@ -202,7 +180,7 @@ export function forward(options: ForwardOptions) {
           const answerHeaders = clientHeaders(answer, req, proto);
           res.writeHead(answer.statusCode ?? 502, answer.statusMessage, answerHeaders);
           noteFlatHeaders(res, answerHeaders);
-          if (reclaiming() && !(Number(rawHeader(answer.rawHeaders, 'content-length')) < SMALL)) answer.on('data', countSpent);
+          countLarge(answer, flatHeader(answer.rawHeaders, 'content-length'));
           answer.pipe(res);
           // The upstream died mid-answer: the client must not take a truncated body for a whole one.
           answer.on('aborted', cut);
@@ -228,7 +206,7 @@ export function forward(options: ForwardOptions) {
         upstream.once('finish', () => {
           if (!answered && !failed) wait(expire);
         });
-        if (reclaiming() && !(Number(req.headers['content-length']) < SMALL)) req.on('data', countSpent);
+        countLarge(req, req.headers['content-length']);
         req.pipe(upstream);
       }
     };

@@ -10,7 +10,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import http from 'node:http';
-import { Readable } from 'node:stream';
+import { PassThrough, Readable } from 'node:stream';
 import express from 'express';
 import request from 'supertest';
 import { startOldGlance, type OldGlance } from '../fixtures/old-glance';
@@ -50,7 +50,23 @@ describe('counting', () => {
     expect(gc).toHaveBeenCalledTimes(1);
     expect(gc).toHaveBeenCalledWith({ type: 'minor' });
     expect(reclaim.reclaimCollections()).toBe(1);
-    for (let i = 0; i < 16; i++) reclaim.countSpent(Buffer.alloc(64 * 1024));
+    for (let i = 0; i < 16; i++) reclaim.spent(64 * 1024);
+    expect(gc).toHaveBeenCalledTimes(2);
+  });
+
+  it("should count a forwarded stream's chunks unless its Content-Length says it is small", () => {
+    const { reclaim, gc } = fresh();
+    reclaim.reclaimStreamedData({ every: MiB });
+    const emitting = (contentLength: string | undefined) => {
+      const stream = new PassThrough();
+      reclaim.countLarge(stream, contentLength);
+      for (let i = 0; i < 16; i++) stream.emit('data', Buffer.alloc(64 * 1024));
+    };
+    emitting('1000');
+    expect(gc).not.toHaveBeenCalled();
+    emitting(String(MiB));
+    expect(gc).toHaveBeenCalledTimes(1);
+    emitting(undefined); // chunked
     expect(gc).toHaveBeenCalledTimes(2);
   });
 
