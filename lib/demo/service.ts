@@ -99,6 +99,8 @@ export function imageService(options: ImageServiceOptions): Router {
     containerFormats: resolveFormats(options.containerFormats, CONTAINER_FORMATS, 'containerFormats'),
     sizeAt: async (url) => {
       const res = await openUrl(url, 'HEAD', timeout);
+      // A HEAD answer has no body, but only reading it to its end frees the connection.
+      res?.resume();
       const length = Number(res?.headers['content-length']);
       return Number.isSafeInteger(length) && length >= 0 ? length : null;
     },

@@ -113,6 +113,8 @@ export interface BlobServer {
   readonly url: string;
   /** Serve `body` at `/<name>` (GET and HEAD, with Content-Length). */
   put(name: string, body: Buffer): string;
+  /** How many connections clients have opened to it so far. */
+  connections(): number;
   close(): Promise<void>;
 }
 
@@ -128,6 +130,8 @@ export function startBlobServer(): Promise<BlobServer> {
     res.writeHead(200, { 'Content-Type': 'application/octet-stream', 'Content-Length': blob.length });
     res.end(req.method === 'HEAD' ? undefined : blob);
   });
+  let connections = 0;
+  server.on('connection', () => connections++);
   return new Promise((resolve) => {
     server.listen(0, '127.0.0.1', () => {
       const { port } = server.address() as { port: number };
@@ -138,6 +142,7 @@ export function startBlobServer(): Promise<BlobServer> {
           blobs.set(`/${name}`, body);
           return `${url}/${name}`;
         },
+        connections: () => connections,
         close: () =>
           new Promise<void>((done) => {
             server.closeAllConnections();
