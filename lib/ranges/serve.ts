@@ -217,9 +217,16 @@ export function serveImage(options: ServeImageOptions) {
       res.end();
       return;
     }
-    for (const [i, range] of decision.ranges.entries()) {
-      await write(res, plan.heads[i] as string);
-      await sendRange(data, range, res, false, i === 0 ? opened : await openAt(data, range));
+    try {
+      for (const [i, range] of decision.ranges.entries()) {
+        await write(res, plan.heads[i] as string);
+        await sendRange(data, range, res, false, i === 0 ? opened : await openAt(data, range));
+      }
+    } catch (err) {
+      // The first part's head may fail (the client left while the source was opened) before
+      // sendRange takes the source over; a source already spent is destroyed again harmlessly.
+      opened.stream.destroy();
+      throw err;
     }
     res.end(plan.tail);
   }

@@ -436,6 +436,40 @@ describe.each<Mount>([expressMount('Express 5', express), expressMount('Express 
       expect(second).toBeLessThanOrEqual(24);
     });
 
+    it.each([
+      ['one range', 'bytes=1-2'],
+      ['several ranges (multipart)', 'bytes=1-2,10-12'],
+    ])('should destroy the opened source when the client left while it was being opened: %s', async (_name, range) => {
+      let opened: Generated | undefined;
+      let leave: () => void = () => undefined;
+      const left = new Promise<void>((resolve) => (leave = resolve));
+      const slow = (): ImageData => ({
+        size: FIXTURE.length,
+        open: async () => {
+          await left;
+          opened = new Generated(0, FIXTURE.length, 8);
+          return { stream: opened, offset: 0 };
+        },
+      });
+      const { url } = await startImage({ maxRanges: 10 }, { slow });
+      await new Promise<void>((resolve) => {
+        const req = http.get(`${url}/v2/images/slow/file`, { agent: false, headers: { Range: range } }, () => undefined);
+        req.on('error', () => undefined);
+        // Leave once the request is surely in the handler, then let the source open.
+        void sleep(100).then(() => {
+          req.destroy();
+          void sleep(100).then(() => {
+            leave();
+            resolve();
+          });
+        });
+      });
+      expect(await until(() => opened !== undefined)).toBe(true);
+      expect(await until(() => opened?.destroyed === true)).toBe(true);
+      // Not read beyond what was already buffered when it was opened.
+      expect(opened?.produced ?? 0).toBeLessThanOrEqual(16);
+    });
+
     it('should cut the connection of a 200 (never a clean end) when the source ends short', async () => {
       const short = (): ImageData => ({
         size: FIXTURE.length,
