@@ -73,11 +73,15 @@ async function readJson(req: IncomingMessage): Promise<unknown> {
   }
 }
 
-/** Open the bytes at an http(s) URL as a stream, or null if they are not there. */
+/**
+ * Open the bytes at an http(s) URL as a stream, or null if they are not there. `timeout` bounds
+ * the wait for the answer, not the reading of its body: a client may pause a download for longer.
+ */
 function openUrl(url: string, method: 'GET' | 'HEAD', timeout: number, headers: Record<string, string> = {}): Promise<IncomingMessage | null> {
   const transport = url.startsWith('https:') ? https : http;
   return new Promise((resolve) => {
     const req = transport.request(url, { method, timeout, headers }, (res) => {
+      req.setTimeout(0);
       if (res.statusCode === 200 || res.statusCode === 206) resolve(res);
       else {
         res.resume();
