@@ -211,15 +211,28 @@ function ifRangeSent(drawn: IfRange, etag: string): Sent | undefined {
   }
 }
 
+/**
+ * What Range and Content-Range may carry together. Node refuses a request whose header block
+ * reaches 16 KiB (`http.maxHeaderSize`) with a bare 431 of its own, before any handler runs
+ * (security.test.ts holds servers to that); this fuzz is about the answers that reach one, so it
+ * keeps what it sends of the two below that, with room for the request line and the other
+ * headers. Alone, each stays below it (1001 short ranges take some 10 kB, three numbers of 4000
+ * digits 12 kB); together, a draw in 100,000 or so goes past it, and fails as Node's 431.
+ */
+const HEADER_BUDGET = 15_000;
+const sentLength = (v: Sent) => (Array.isArray(v) ? v.reduce((n, s) => n + s.length, 0) : v.length);
+
 const drawnRequest = (size: number, maxRanges: fc.Arbitrary<number>) =>
-  fc.record({
-    which: fc.constantFrom('range', 'range', 'range', 'range', 'legacy', 'legacy', 'legacy', 'both', 'neither'),
-    range: drawnRange(size),
-    contentRange: drawnLegacy(size),
-    ifRange: drawnIfRange,
-    maxRanges,
-    method: fc.constantFrom('GET', 'GET', 'GET', 'GET', 'GET', 'HEAD'),
-  });
+  fc
+    .record({
+      which: fc.constantFrom('range', 'range', 'range', 'range', 'legacy', 'legacy', 'legacy', 'both', 'neither'),
+      range: drawnRange(size),
+      contentRange: drawnLegacy(size),
+      ifRange: drawnIfRange,
+      maxRanges,
+      method: fc.constantFrom('GET', 'GET', 'GET', 'GET', 'GET', 'HEAD'),
+    })
+    .filter((r) => (r.which === 'range' || r.which === 'both' ? sentLength(r.range.value) : 0) + (r.which === 'legacy' || r.which === 'both' ? sentLength(r.contentRange.value) : 0) <= HEADER_BUDGET);
 
 const BARE_MAX_RANGES = [1, 2, 3, 5, 10, 1000];
 
