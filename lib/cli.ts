@@ -3,6 +3,7 @@
  * The `glance-edge` command.
  *
  *   glance-edge demo [--data DIR] [--port 9292] [--host 127.0.0.1] [--show-multiple-locations true|false]
+ *                    [--allowed-location-hosts CIDRS] [--max-image-size BYTES] [--max-connections N]
  *
  * The shebang gives V8 a 1 MiB young-generation semi-space: at thousands of downloads a second V8
  * otherwise grows it to 16 MiB (48 MiB of heap). Under 1 MiB range load (8 connections) the demo
@@ -23,6 +24,8 @@ import path from 'node:path';
 import v8 from 'node:v8';
 import { parseArgs } from 'node:util';
 import { createDemoApp } from './demo/app';
+import { locationPolicy } from './demo/location';
+import { DEFAULT_MAX_IMAGE_SIZE } from './demo/service';
 import { DiskImageStore } from './demo/store';
 import { createLogger, type Logger } from './observe/logs';
 import { reclaimStreamedData } from './http/reclaim';
@@ -44,6 +47,15 @@ Commands:
           --idle-timeout MS                  close a connection idle this long mid-request (a body
                                              that stops coming, a client that stops reading;
                                              default 60000)
+          --allowed-location-hosts LIST      loopback and private addresses that http(s) image
+                                             locations may point at: a comma list of CIDRs,
+                                             addresses and host names (default 127.0.0.0/8,::1;
+                                             '' allows none). Link-local, unspecified and the
+                                             demo's own port are never connected to
+          --max-image-size BYTES             most bytes of one image's data: Glance's
+                                             image_size_cap (default 1099511627776, 1 TiB)
+          --max-connections N                most client connections open at once; more are
+                                             closed as they come (default 1024)
   proxy   Put glance-edge in front of an existing Glance-v2-style image service (the sidecar).
           --upstream URL                     the image service
           --port N                           port to listen on (default 9393)
@@ -101,6 +113,25 @@ function maxRanges(value: string | undefined): number {
   const n = Number(value ?? 1);
   if (!Number.isInteger(n) || n < 1 || n > 1000) throw new UsageError(`--max-ranges must be a whole number from 1 to 1000, got '${value}'`);
   return n;
+}
+
+function whole(value: string | undefined, name: string, fallback: number): number {
+  if (value === undefined) return fallback;
+  const n = Number(value);
+  if (!/^\d+$/.test(value) || !Number.isSafeInteger(n) || n < 1) throw new UsageError(`--${name} must be a positive whole number, got '${value}'`);
+  return n;
+}
+
+/** A comma list of CIDRs, addresses and host names; '' is the empty list. */
+function hostList(value: string | undefined): string[] | undefined {
+  if (value === undefined) return undefined;
+  const list = value.split(',').map((h) => h.trim()).filter((h) => h !== '');
+  try {
+    locationPolicy(list, '--allowed-location-hosts');
+  } catch (err) {
+    throw new UsageError(err instanceof Error ? err.message : String(err));
+  }
+  return list;
 }
 
 /** How long a client may take over its request's headers, and be idle mid-request, in ms. */
@@ -173,9 +204,15 @@ export async function main(argv: string[]): Promise<void> {
         'max-ranges': { type: 'string' },
         'header-timeout': { type: 'string' },
         'idle-timeout': { type: 'string' },
+        'allowed-location-hosts': { type: 'string' },
+        'max-image-size': { type: 'string' },
+        'max-connections': { type: 'string' },
       },
       strict: true,
     });
+    const allowedLocationHosts = hostList(values['allowed-location-hosts']);
+    const maxImageSize = whole(values['max-image-size'], 'max-image-size', DEFAULT_MAX_IMAGE_SIZE);
+    const maxConnections = whole(values['max-connections'], 'max-connections', 1024);
     // The demo's heap grows by a fifth at a time rather than V8's 1.5-4x (see the header).
     v8.setFlagsFromString('--heap-growing-percent=20');
     const dataDir = path.resolve(values.data ?? 'data');
@@ -185,11 +222,15 @@ export async function main(argv: string[]): Promise<void> {
       store,
       showMultipleLocations: bool(values['show-multiple-locations'], 'show-multiple-locations', true),
       maxRanges: maxRanges(values['max-ranges']),
+      ...(allowedLocationHosts === undefined ? {} : { allowedLocationHosts }),
+      maxImageSize,
       logger,
       metrics: createMetrics(),
     });
     const timeouts = { header: millis(values['header-timeout'], 'header-timeout', 20_000), idle: millis(values['idle-timeout'], 'idle-timeout', 60_000) };
-    await serve('demo', logger, createServer(app, timeouts), values.host ?? '127.0.0.1', port(values.port, 9292), { data: dataDir });
+    const server = createServer(app, timeouts);
+    server.maxConnections = maxConnections;
+    await serve('demo', logger, server, values.host ?? '127.0.0.1', port(values.port, 9292), { data: dataDir });
     return;
   }
   if (command === 'proxy') {

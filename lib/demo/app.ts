@@ -22,6 +22,13 @@ export interface DemoOptions {
   readonly showMultipleLocations?: boolean;
   /** Milliseconds to wait for an http:// location to answer. Default 10000. */
   readonly locationTimeout?: number;
+  /**
+   * Loopback and private addresses that http(s) locations may point at: CIDRs, addresses, host
+   * names. Default: loopback. Link-local addresses and the demo itself are never connected to.
+   */
+  readonly allowedLocationHosts?: readonly string[];
+  /** Most bytes of one image's data (Glance's `image_size_cap`). Default 1 TiB. */
+  readonly maxImageSize?: number;
   /** Most ranges one download may ask for (multipart/byteranges). Default 1: Glance's 400 for several. */
   readonly maxRanges?: number;
   /** Told of every download that uses the legacy Content-Range request form. */
@@ -78,6 +85,8 @@ export function createDemoApp(options: DemoOptions): Express {
       diskFormats,
       containerFormats,
       ...(options.locationTimeout === undefined ? {} : { locationTimeout: options.locationTimeout }),
+      ...(options.allowedLocationHosts === undefined ? {} : { allowedLocationHosts: options.allowedLocationHosts }),
+      ...(options.maxImageSize === undefined ? {} : { maxImageSize: options.maxImageSize }),
       ...(options.maxRanges === undefined ? {} : { maxRanges: options.maxRanges }),
       onLegacyRange,
     }),

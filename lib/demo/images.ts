@@ -15,7 +15,7 @@ const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 export interface ImageRules {
   readonly diskFormats: readonly string[];
   readonly containerFormats: readonly string[];
-  /** Size of the data at an http(s) URL, or null when it cannot be read there. */
+  /** Size of the data at an http(s) URL, or null when it is not a location the demo may read, or cannot be read there. */
   readonly sizeAt: (url: string) => Promise<number | null>;
 }
 
@@ -112,7 +112,6 @@ export async function applyPatch(current: ImageRecord, ops: readonly PatchOp[], 
   const record = JSON.parse(JSON.stringify(current)) as ImageRecord;
   const dropped: string[] = [];
   const sized = async (url: string) => {
-    if (!/^https?:\/\//i.test(url)) throw glanceError(400, 'location.invalid', 'Invalid location');
     const size = await rules.sizeAt(url);
     if (size === null) throw glanceError(400, 'location.invalid', 'Invalid location');
     return size;

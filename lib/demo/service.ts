@@ -3,8 +3,7 @@
  * router. It knows nothing of the suite; the demo mounts the suite in front of it (app.ts).
  */
 import { createReadStream } from 'node:fs';
-import http, { type IncomingMessage, type ServerResponse } from 'node:http';
-import https from 'node:https';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { rm } from 'node:fs/promises';
 import { isDeepStrictEqual } from 'node:util';
 import { Router, type Request } from 'express';
@@ -29,13 +28,21 @@ import type { LegacyUse } from '../ranges/legacy';
 import { FileCache } from '../ranges/file';
 import { serveImage, type ImageData } from '../ranges/serve';
 import { applyCreate, applyPatch, imageView, type ImageRules } from './images';
-import { DiskImageStore, timestamp, type DataFacts, type ImageRecord } from './store';
+import { DEFAULT_ALLOWED_LOCATION_HOSTS, isResponse, locationClient, locationPolicy, type SelfAddress } from './location';
+import { DataTooLarge, DiskImageStore, timestamp, type DataFacts, type ImageRecord } from './store';
 
 export interface ImageServiceOptions {
   /** The store the service serves. */
   readonly store: DiskImageStore;
   /** Milliseconds to wait for an http:// location to answer. Default 10000. */
   readonly locationTimeout?: number;
+  /**
+   * Loopback and private addresses that http(s) locations may point at: CIDRs, addresses, host
+   * names. Default: loopback. Link-local addresses and the demo itself are never connected to.
+   */
+  readonly allowedLocationHosts?: readonly string[];
+  /** Most bytes of one image's data (Glance's `image_size_cap`). Default 1 TiB. */
+  readonly maxImageSize?: number;
   /** Most ranges one download may ask for (multipart/byteranges). Default 1: Glance's 400 for several. */
   readonly maxRanges?: number;
   /** Told of every download that uses the legacy Content-Range request form. */
@@ -73,42 +80,53 @@ async function readJson(req: IncomingMessage): Promise<unknown> {
   }
 }
 
-/**
- * Open the bytes at an http(s) URL as a stream, or null if they are not there. `timeout` bounds
- * the wait for the answer, not the reading of its body: a client may pause a download for longer.
- */
-function openUrl(url: string, method: 'GET' | 'HEAD', timeout: number, headers: Record<string, string> = {}): Promise<IncomingMessage | null> {
-  const transport = url.startsWith('https:') ? https : http;
-  return new Promise((resolve) => {
-    const req = transport.request(url, { method, timeout, headers }, (res) => {
-      req.setTimeout(0);
-      if (res.statusCode === 200 || res.statusCode === 206) resolve(res);
-      else {
-        res.resume();
-        resolve(null);
-      }
-    });
-    req.on('timeout', () => req.destroy());
-    req.on('error', () => resolve(null));
-    req.end();
-  });
+/** Glance's image_size_cap default: 1 TiB. */
+export const DEFAULT_MAX_IMAGE_SIZE = 1_099_511_627_776;
+
+/** The disk full errors Glance's filesystem store answers as StorageFull. */
+const DISK_FULL = new Set(['ENOSPC', 'EFBIG']);
+
+/** Glance's answer to image data it could not store, or `err` itself when Glance has none. */
+function storageFailure(err: unknown): unknown {
+  if (err instanceof DataTooLarge) return glanceError(413, 'image.too_large', 'The incoming image is too large: The provided image is too large.');
+  const code = (err as { code?: unknown } | null)?.code;
+  if (typeof code === 'string' && DISK_FULL.has(code)) {
+    return glanceError(413, 'image.storage_full', 'Image storage media is full: There is not enough disk space on the image storage media.');
+  }
+  return err;
 }
+
+/** The demo as the request reached it: a location must never lead back there. */
+const selfOf = (req: IncomingMessage): SelfAddress => ({ port: req.socket.localPort ?? 0 });
 
 /** The image service's routes around `options.store`. Unknown paths fall through to the next handler. */
 export function imageService(options: ImageServiceOptions): Router {
   const { store } = options;
   const timeout = options.locationTimeout ?? 10_000;
-  const rules: ImageRules = {
+  if (!Number.isInteger(timeout) || timeout <= 0) throw new TypeError("imageService: option 'locationTimeout' must be a positive number of milliseconds");
+  const maxImageSize = options.maxImageSize ?? DEFAULT_MAX_IMAGE_SIZE;
+  if (!Number.isSafeInteger(maxImageSize) || maxImageSize < 1) throw new TypeError("imageService: option 'maxImageSize' must be a positive whole number of bytes");
+  const allowed = options.allowedLocationHosts ?? DEFAULT_ALLOWED_LOCATION_HOSTS;
+  if (!Array.isArray(allowed) || !allowed.every((h) => typeof h === 'string')) {
+    throw new TypeError("imageService: option 'allowedLocationHosts' must be an array of CIDRs, addresses and host names");
+  }
+  const openLocation = locationClient({ policy: locationPolicy(allowed, "imageService: option 'allowedLocationHosts'"), timeout });
+  const rules: Omit<ImageRules, 'sizeAt'> = {
     diskFormats: resolveFormats(options.diskFormats, DISK_FORMATS, 'diskFormats'),
     containerFormats: resolveFormats(options.containerFormats, CONTAINER_FORMATS, 'containerFormats'),
-    sizeAt: async (url) => {
-      const res = await openUrl(url, 'HEAD', timeout);
-      // A HEAD answer has no body, but only reading it to its end frees the connection.
-      res?.resume();
-      const length = Number(res?.headers['content-length']);
-      return Number.isSafeInteger(length) && length >= 0 ? length : null;
-    },
   };
+  /** The rules for one request: a location is sized as Glance's http store sizes it (HEAD, more than 0 bytes). */
+  const rulesFor = (req: IncomingMessage): ImageRules => ({
+    ...rules,
+    sizeAt: async (url) => {
+      const res = await openLocation(url, 'HEAD', selfOf(req));
+      if (!isResponse(res)) return null;
+      // A HEAD answer has no body, but only reading it to its end frees the connection.
+      res.resume();
+      const length = Number(res.headers['content-length']);
+      return Number.isSafeInteger(length) && length > 0 ? length : null;
+    },
+  });
   /** Image files stay open between downloads; a file is forgotten when its data goes. */
   const files = new FileCache();
   const dropData = async (id: string) => {
@@ -158,7 +176,7 @@ export function imageService(options: ImageServiceOptions): Router {
   const touch = (record: ImageRecord, changes: Partial<ImageRecord>): ImageRecord => ({ ...record, ...changes, updated_at: timestamp() });
 
   router.post('/v2/images', async (req, res) => {
-    const record = applyCreate(store.newRecord(), await readJson(req), rules);
+    const record = applyCreate(store.newRecord(), await readJson(req), rulesFor(req));
     if (store.get(record.id)) throw glanceError(409, 'image.exists', `Image with identifier ${record.id} already exists!`);
     await store.save(record);
     sendJson(res, 201, imageView(record), {
@@ -206,7 +224,7 @@ export function imageService(options: ImageServiceOptions): Router {
     const id = image(req.params.id).id;
     const { record, dropped } = await store.exclusive(id, async () => {
       const current = image(id);
-      const result = await applyPatch(current, ops, rules);
+      const result = await applyPatch(current, ops, rulesFor(req));
       // Like Glance, a patch that changes nothing does not touch the image (nor updated_at).
       if (isDeepStrictEqual(result.record, current)) return { record: current, dropped: [] };
       return { record: await store.save(touch(result.record, {})), dropped: result.dropped };
@@ -256,21 +274,31 @@ export function imageService(options: ImageServiceOptions): Router {
     }
   };
 
+  /** Refuse, before reading it, a body that says it is longer than an image may be. */
+  const requireSizeWithinCap = (req: Request) => {
+    const declared = Number(req.headers['content-length']);
+    if (Number.isSafeInteger(declared) && declared > maxImageSize) throw new DataTooLarge(maxImageSize);
+  };
+
   router.put('/v2/images/:id/file', async (req, res) => {
     requireOctetStream(req);
     const id = image(req.params.id).id;
     await transition(id, 'saving', requireFormats);
     try {
-      await activateWithData(id, await store.writeData(req, store.blobPath(id)));
+      requireSizeWithinCap(req);
+      await activateWithData(id, await store.writeData(req, store.blobPath(id), maxImageSize));
     } catch (err) {
-      // Cut off or failed: the image waits for data again, and no partial data is kept. If the
-      // image was deleted meanwhile, its data goes too.
+      // Cut off, too large, disk full: as Glance, the image waits for data again and no partial
+      // data is kept. If the image was deleted meanwhile, its data goes too.
       await store.exclusive(id, async () => {
         const record = store.get(id);
         if (!record) await dropData(id);
-        else if (record.status === 'saving') await store.save(touch(record, { status: 'queued' }));
+        else if (record.status === 'saving') {
+          await dropData(id);
+          await store.save(touch(record, { status: 'queued' }));
+        }
       });
-      throw err;
+      throw storageFailure(err);
     }
     noContent(res);
   });
@@ -280,14 +308,18 @@ export function imageService(options: ImageServiceOptions): Router {
     const id = image(req.params.id).id;
     await transition(id, 'uploading', () => undefined);
     try {
-      const facts = await store.writeData(req, store.stagingPath(id));
+      requireSizeWithinCap(req);
+      const facts = await store.writeData(req, store.stagingPath(id), maxImageSize);
       await store.exclusive(id, async () => store.save(touch(image(id), { size: facts.size })));
     } catch (err) {
       await store.exclusive(id, async () => {
         const record = store.get(id);
-        if (record?.status === 'uploading') await store.save(touch(record, { status: 'queued', size: null }));
+        if (record?.status === 'uploading') {
+          await rm(store.stagingPath(id), { force: true });
+          await store.save(touch(record, { status: 'queued', size: null }));
+        }
       });
-      throw err;
+      throw storageFailure(err);
     }
     noContent(res);
   });
@@ -303,23 +335,37 @@ export function imageService(options: ImageServiceOptions): Router {
       if (record.status !== 'uploading') throw glanceError(409, 'image.transition', `Image needs to be in 'uploading' status to be imported; it is ${record.status}.`);
       await store.save(touch(record, { status: 'importing' }));
     });
-    const facts = await store.writeData(createReadStream(store.stagingPath(id)), store.blobPath(id));
+    const staged = createReadStream(store.stagingPath(id));
+    try {
+      await activateWithData(id, await store.writeData(staged, store.blobPath(id), maxImageSize));
+    } catch (err) {
+      // The staged data stays: the image is back to uploading, and may be imported again.
+      staged.destroy();
+      await store.exclusive(id, async () => {
+        const record = store.get(id);
+        if (!record) await dropData(id);
+        else if (record.status === 'importing') {
+          await dropData(id);
+          await store.save(touch(record, { status: 'uploading' }));
+        }
+      });
+      throw storageFailure(err);
+    }
     await rm(store.stagingPath(id), { force: true });
-    await activateWithData(id, facts);
     res.writeHead(202, { 'Content-Length': '0' }).end();
   });
 
   router.get(
     '/v2/images/:id/file',
     serveImage({
-      source: (req) => imageData(image((req as Request).params['id'] as string)),
+      source: (req) => imageData(image((req as Request).params['id'] as string), selfOf(req)),
       maxRanges: options.maxRanges ?? 1,
       deprecation: { onUse: options.onLegacyRange ?? (() => undefined) },
     }),
   );
 
   /** Where the data of an image is: its file, or its first http(s) location. */
-  const imageData = (record: ImageRecord): ImageData | null => {
+  const imageData = (record: ImageRecord, self: SelfAddress): ImageData | null => {
     const location = record.locations[0];
     if (!location || record.size === null || record.size === 0) return null;
     const base = { size: record.size, checksum: record.checksum };
@@ -327,8 +373,8 @@ export function imageService(options: ImageServiceOptions): Router {
     return {
       ...base,
       open: async (range) => {
-        const res = await openUrl(location.url, 'GET', timeout, range ? { Range: `bytes=${range.start}-${range.end}` } : {});
-        if (!res) throw glanceError(503, 'image.data_unavailable', `Image data of image ${record.id} is not available at its location.`);
+        const res = await openLocation(location.url, 'GET', self, range ? { Range: `bytes=${range.start}-${range.end}` } : {});
+        if (!isResponse(res)) throw glanceError(503, 'image.data_unavailable', `Image data of image ${record.id} is not available at its location.`);
         // A server that ignores Range sends the whole image (200): serveImage cuts the slice.
         const sent = /^bytes (\d+)-/.exec(res.headers['content-range'] ?? '');
         return { stream: res, offset: res.statusCode === 206 && sent ? Number(sent[1]) : 0 };

@@ -14,7 +14,7 @@ import { createHash, randomUUID } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
 import { mkdir, open, readdir, readFile, rename, rm } from 'node:fs/promises';
 import path from 'node:path';
-import { Transform, type Readable } from 'node:stream';
+import { finished, Transform, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { pathToFileURL } from 'node:url';
 import { glanceTimestamp } from '../http/json';
@@ -67,6 +67,14 @@ export interface DataFacts {
   size: number;
   checksum: string;
   os_hash_value: string;
+}
+
+/** Image data longer than the store takes (the demo's `maxImageSize`, Glance's `image_size_cap`). */
+export class DataTooLarge extends Error {
+  constructor(readonly limit: number) {
+    super(`image data over ${limit} bytes`);
+    this.name = 'DataTooLarge';
+  }
 }
 
 export class DiskImageStore {
@@ -209,23 +217,36 @@ export class DiskImageStore {
   /**
    * Stream `source` to `target` (through a temporary file renamed into place only once complete
    * and synced), computing Glance's checksums on the way. Memory does not grow with the data.
+   * Data over `limit` bytes fails with DataTooLarge; a full disk with the write's ENOSPC or EFBIG.
+   * On any failure nothing of the data is kept. The source is piped, not destroyed: a refused HTTP
+   * request stays readable, so that the refusal can still be answered on its connection.
    */
-  async writeData(source: Readable, target: string): Promise<DataFacts> {
+  async writeData(source: Readable, target: string, limit = Number.MAX_SAFE_INTEGER): Promise<DataFacts> {
     const tmp = path.join(this.dir, 'tmp', `${path.basename(target)}.${randomUUID()}.part`);
     const md5 = createHash('md5');
     const sha512 = createHash('sha512');
     let size = 0;
     const hashing = new Transform({
       transform(chunk: Buffer, _enc, done) {
-        md5.update(chunk);
-        sha512.update(chunk);
         size += chunk.length;
         spent(chunk.length);
+        if (size > limit) {
+          done(new DataTooLarge(limit));
+          return;
+        }
+        md5.update(chunk);
+        sha512.update(chunk);
         done(null, chunk);
       },
     });
+    const written = pipeline(hashing, createWriteStream(tmp, { highWaterMark: 1024 * 1024 }));
+    // A source that fails or is cut off before its end fails the write.
+    const stopWatching = finished(source, (err) => {
+      if (err) hashing.destroy(err);
+    });
+    source.pipe(hashing);
     try {
-      await pipeline(source, hashing, createWriteStream(tmp, { highWaterMark: 1024 * 1024 }));
+      await written;
       const fh = await open(tmp, 'r+');
       try {
         await fh.sync();
@@ -234,8 +255,11 @@ export class DiskImageStore {
       }
       await rename(tmp, target);
     } catch (err) {
+      source.unpipe(hashing);
       await rm(tmp, { force: true });
       throw err;
+    } finally {
+      stopWatching();
     }
     return { size, checksum: md5.digest('hex'), os_hash_value: sha512.digest('hex') };
   }
