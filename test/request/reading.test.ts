@@ -6,7 +6,16 @@
  * The rule: whenever Glance routes a request to a controller, readTarget either says the request is
  * `ambiguous` (and `mayChange` when the method Glance acts with is not GET, HEAD or OPTIONS), or
  * reads the same effective method, the same route, and on an image route the same decoded image
- * id. readTarget may route more than Glance (a lenient reading), never less.
+ * id. readTarget may route more than Glance (a lenient reading), never less. On routes without an
+ * image the same holds for the route. Cases named "disagreement" are requests readTarget reads
+ * otherwise than Glance today; they fail until lib/request/read.ts reads them as Glance does.
+ *
+ * The property draws requests from a grammar biased to where readings part: version segments
+ * (v2, v2.N, V2, v3, 2, escaped), slash runs and dot segments, escapes of any character (a slash,
+ * a percent sign, NUL, UTF-8), literals in other cases, trailing slashes, fragments, queries with
+ * `_method` spelt, escaped, repeated and separated by `&` or `;`, and versioning Accept headers
+ * (blanks, case, lists, parameters, repeated). It keeps one example of each kind of disagreement
+ * and fails with all of them.
  *
  *   SEED  fast-check seed of the property test (default: a new one each run, printed)
  */
@@ -149,6 +158,9 @@ const CASES: readonly Case[] = [
   { method: 'GET', target: `/v2/images/${ID}?x=_method&%5Fmethod=DELETE`, glance: `DELETE delete /images/{image_id} "${ID}"`, note: "an escaped name counts once '_method' is in the query" },
   { method: 'GET', target: `/v2/images/${ID}?_method=GET&_method=DELETE`, glance: `DELETE delete /images/{image_id} "${ID}"`, note: 'webob takes the last value' },
   { method: 'PATCH', target: `/v2/images/${ID}?_method=`, glance: `PATCH update /images/{image_id} "${ID}"`, note: 'an empty override does nothing' },
+  { method: 'GET', target: `/v2/images/${ID}?x=1;_method=PATCH`, glance: `PATCH update /images/{image_id} "${ID}"`, note: "disagreement: webob splits the query on ';' as well as '&'" },
+  { method: 'PATCH', target: `/v2/images/${ID}?x=1;_method=DELETE`, glance: `DELETE delete /images/{image_id} "${ID}"`, note: "disagreement: a PATCH Glance reads as DELETE after a ';'" },
+  { method: 'GET', target: `/v2/images/${ID}?_method=PATCH&x=%FF`, glance: `GET show /images/{image_id} "${ID}"`, note: 'a query that is not UTF-8 cancels the override' },
   { method: 'GET', target: `/v2/images/${ID}/file?_method=PUT`, glance: `PUT upload /images/{image_id}/file "${ID}"`, note: 'an upload by GET' },
   { method: 'GET', target: `/v2/images/${ID}?_method=PATCH#x`, glance: `PATCH#X reject /images/{image_id} "${ID}"`, note: 'a fragment after the query stays in the override' },
   {
@@ -228,7 +240,7 @@ describe('5. Reading a request as the service behind it does: readTarget against
 // The property
 
 const SEED = envInt('SEED', (Date.now() ^ Math.floor(Math.random() * 0x100000000)) | 0);
-const RUNS = 400;
+const RUNS = 3000;
 
 /** `s` with its UTF-8 bytes percent-encoded, hex in upper or lower case. */
 function pct(s: string, lower: boolean): string {
@@ -252,21 +264,21 @@ function spelt(word: string, caseChanges = true): fc.Arbitrary<string> {
       return [...w].map((c, i) => (escaped.includes(i) || MUST_ENCODE.test(c) ? pct(c, lower) : c)).join('');
     });
   const plain = [...word].map((c) => (MUST_ENCODE.test(c) ? pct(c, false) : c)).join('');
-  return fc.oneof({ weight: 5, arbitrary: fc.constant(plain) }, { weight: 2, arbitrary: variants });
+  return fc.oneof({ weight: 8, arbitrary: fc.constant(plain) }, { weight: 1, arbitrary: variants });
 }
 
 const versionSegment = fc.oneof(
   { weight: 5, arbitrary: fc.constant('v2') },
   { weight: 3, arbitrary: fc.nat(20).map((n) => `v2.${n}`) },
   { weight: 2, arbitrary: fc.constantFrom('V2', 'v3', '2', 'v2.1.1', 'v02', 'V2.1', 'v2.', '%762', 'v2%2E1') },
-  { weight: 2, arbitrary: fc.constant(null) },
+  { weight: 4, arbitrary: fc.constant(null) },
 );
 const imageId = fc.constantFrom(ID, ID.toUpperCase(), 'abc', 'a b', 'é', '€😀', 'x/y', '/x', 'x%y', 'a\0b', '.', '..', 'a#b', 'a?b', 'a+b', 'a;b', 'file', 'a%zz').chain((id) =>
   id === 'a%zz' ? fc.constant(id) : spelt(id, false),
 );
 const imageTail = fc.constantFrom('', 'file', 'stage', 'import', 'locations', 'members', 'members/m', 'tags/t', 'actions/deactivate', 'tasks');
 const otherPath = fc.constantFrom('images', 'schemas/image', 'schemas/images', 'metadefs/namespaces/X', 'tasks', 'info/import', `stores/s/${ID}`);
-const separator = fc.oneof({ weight: 10, arbitrary: fc.constant('/') }, { weight: 1, arbitrary: fc.constantFrom('//', '///', '/./', '/%2F', '/%2f/', '/../') });
+const separator = fc.oneof({ weight: 24, arbitrary: fc.constant('/') }, { weight: 1, arbitrary: fc.constantFrom('//', '///', '/./', '/%2F', '/%2f/', '/../') });
 
 /** The segments after the version: literals spelt variously, an id, a tail. */
 const apiSegments: fc.Arbitrary<string[]> = fc.oneof(
@@ -284,7 +296,7 @@ const path = fc
   })
   .map(({ lead, version, segments, separators, trailing }) => {
     const all = version === null ? segments : [version, ...segments];
-    return lead + all.map((s, i) => (i === 0 ? s : (separators[i] ?? '/') + s)).join('') + trailing;
+    return { path: lead + all.map((s, i) => (i === 0 ? s : (separators[i] ?? '/') + s)).join('') + trailing, versioned: version !== null };
   });
 
 const methodValue = fc.constantFrom('PATCH', 'patch', 'PUT', 'DELETE', 'GET', 'POST', '', '%20PATCH', '+PATCH', '%50ATCH', 'PATCH%00', 'Delete', 'PATCH%23');
@@ -296,9 +308,7 @@ const query = fc.oneof(
 );
 const fragment = fc.oneof({ weight: 8, arbitrary: fc.constant('') }, { weight: 1, arbitrary: fc.constantFrom('#x', '#/file', '#?_method=PATCH', '#') });
 
-const acceptValue = fc.constantFrom(
-  `${VND}v2`,
-  `${VND}v2.1`,
+const acceptValue = fc.oneof({ weight: 1, arbitrary: fc.constantFrom(`${VND}v2`, `${VND}v2.1`) }, { weight: 2, arbitrary: fc.constantFrom(
   `${VND}v2.15`,
   `${VND}v2.99`,
   `${VND}V2`,
@@ -314,17 +324,21 @@ const acceptValue = fc.constantFrom(
   `${VND}v2 ; q=1`,
   'application/json',
   '',
-);
-const acceptHeaders: fc.Arbitrary<string[]> = fc.oneof({ weight: 3, arbitrary: fc.constant<string[]>([]) }, { weight: 2, arbitrary: fc.array(acceptValue, { minLength: 1, maxLength: 2 }) });
+) });
+/** Accept headers: often on an unversioned path, where Glance reads the version from them, seldom on a versioned one. */
+const acceptHeaders = (versioned: boolean): fc.Arbitrary<string[]> =>
+  fc.oneof({ weight: versioned ? 8 : 1, arbitrary: fc.constant<string[]>([]) }, { weight: versioned ? 1 : 4, arbitrary: fc.array(acceptValue, { minLength: 1, maxLength: 2 }) });
 
-const request = fc.record({
-  method: fc.oneof({ weight: 6, arbitrary: fc.constantFrom('GET', 'PUT', 'PATCH', 'POST', 'DELETE') }, { weight: 1, arbitrary: fc.constant('HEAD') }),
-  path,
-  fragmentFirst: fc.boolean(),
-  query,
-  fragment,
-  accept: acceptHeaders,
-});
+const request = path.chain(({ path: p, versioned }) =>
+  fc.record({
+    method: fc.oneof({ weight: 6, arbitrary: fc.constantFrom('GET', 'PUT', 'PATCH', 'POST', 'DELETE') }, { weight: 1, arbitrary: fc.constant('HEAD') }),
+    path: fc.constant(p),
+    fragmentFirst: fc.boolean(),
+    query,
+    fragment,
+    accept: acceptHeaders(versioned),
+  }),
+);
 
 describe('5. Reading a request as the service behind it does: the property', () => {
   it(`should never route less than Glance for ${RUNS} generated requests (SEED=${SEED})`, async () => {
@@ -333,6 +347,7 @@ describe('5. Reading a request as the service behind it does: the property', () 
     const found = new Map<string, string>();
     let routed = 0;
     let refused = 0;
+    const statuses = new Map<number, number>();
     await fc.assert(
       fc.asyncProperty(request, async ({ method, path: p, fragmentFirst, query: q, fragment: f, accept: values }) => {
         const target = fragmentFirst ? p + f + q : p + q + f;
@@ -347,6 +362,7 @@ describe('5. Reading a request as the service behind it does: the property', () 
           return;
         }
         if (g.routed) routed += 1;
+        else statuses.set(g.status ?? 0, (statuses.get(g.status ?? 0) ?? 0) + 1);
         let why: string | null;
         let r: RequestReading | null = null;
         try {
@@ -364,7 +380,7 @@ describe('5. Reading a request as the service behind it does: the property', () 
       }),
       { numRuns: RUNS, seed: SEED },
     );
-    console.log(`reading.test.ts property: ${RUNS} runs, ${routed} routed by Glance, ${refused} refused by eventlet, ${((Date.now() - started) / 1000).toFixed(1)} s`);
+    console.log(`reading.test.ts property: ${RUNS} runs, ${routed} routed by Glance, ${refused} refused by eventlet, not routed: ${JSON.stringify(Object.fromEntries(statuses))}, ${((Date.now() - started) / 1000).toFixed(1)} s`);
     expect([...found.values()]).toEqual([]);
   }, 60000);
 });
