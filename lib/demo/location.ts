@@ -5,8 +5,8 @@
  * A URL is read as Glance's http store reads it (scheme http or https, in any case; a host), and
  * then as WHATWG's URL parser reads it, which is also what the request is made from: the address
  * that is judged is the address that is connected to. A host name is resolved once, the first
- * address the policy allows is taken, and the connection goes to that address (a `lookup` that
- * answers it), so a name that resolves elsewhere a moment later (DNS rebinding) changes nothing.
+ * address is judged, and the connection goes only to the addresses allowed then (a `lookup` that
+ * answers them), so a name that resolves elsewhere a moment later (DNS rebinding) changes nothing.
  *
  * Never connected to, whatever the configuration: the demo itself (a local address on the port the
  * request came in on), link-local addresses (169.254/16, where cloud metadata services answer,
@@ -254,15 +254,14 @@ export function locationClient(options: LocationClientOptions) {
     } catch (err) {
       return { reason: `cannot resolve ${target.host}: ${err instanceof Error ? err.message : String(err)}` };
     }
-    let refusal = 'no address';
-    const pinned = addresses.find((a) => {
-      refusal = addressRefusal(a.address, target.port, target.host, policy, self) ?? '';
-      return refusal === '';
-    });
-    if (!pinned) return { reason: `refused: ${refusal}` };
+    const refusals = addresses.map((a) => addressRefusal(a.address, target.port, target.host, policy, self));
+    const pinned = addresses.filter((_a, i) => refusals[i] === null);
+    const [first] = pinned;
+    if (!first) return { reason: `refused: ${refusals.join(', ') || 'no address'}` };
+    // Node tries each address it is given (happy eyeballs): only those allowed are given.
     const lookup: LookupFunction = (_host, opts, callback) => {
-      if (opts.all) callback(null, [pinned]);
-      else callback(null, pinned.address, pinned.family);
+      if (opts.all) callback(null, pinned);
+      else callback(null, first.address, first.family);
     };
     const request = target.protocol === 'https:' ? https.request : http.request;
     return new Promise((done) => {
@@ -276,7 +275,7 @@ export function locationClient(options: LocationClientOptions) {
           headers,
           lookup,
           agent: agents[target.protocol],
-          pinned: pinned.address,
+          pinned: pinned.map((a) => a.address).join(' '),
           ...(target.auth === null ? {} : { auth: target.auth }),
         } as http.RequestOptions,
         (res) => {

@@ -10,7 +10,14 @@ import { open, type FileHandle } from 'node:fs/promises';
 import { Readable } from 'node:stream';
 import type { ImageData } from './serve';
 
-const CHUNK = 1024 * 1024;
+/**
+ * Bytes read at a time. A download whose client stops reading holds what the socket has not taken
+ * of its last chunk plus one chunk read ahead: 128 KiB at 64 KiB a chunk. With 1 MiB chunks, 200
+ * downloads of a large image that were never read grew the demo's RSS by 300-400 MB (about 2 MiB
+ * each); with 64 KiB chunks by 42 MB, each connection's own cost included
+ * (test/e2e/demo-hardening-memory.test.ts).
+ */
+const CHUNK = 64 * 1024;
 
 /**
  * Read buffers, reused once the socket has taken their bytes: a download allocates nothing, so
@@ -85,7 +92,7 @@ interface Entry {
 export class FileCache {
   readonly #entries = new Map<string, Entry>();
   readonly #maxOpen: number;
-  readonly #pool = new BufferPool(32);
+  readonly #pool = new BufferPool(64);
 
   constructor(maxOpen = 128) {
     if (!Number.isInteger(maxOpen) || maxOpen < 1) throw new TypeError("FileCache: 'maxOpen' must be a positive integer");
