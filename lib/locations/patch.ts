@@ -3,6 +3,8 @@
  * texts. Pure: bytes and a media type in, operations or a GlanceError out.
  */
 import { glanceError } from '../errors';
+import { PythonJsonError, readPythonJson, type PyDict, type PyValue } from '../http/json';
+import { PY_WHITESPACE, pyIntOfDigits, pyIsDigit, pyStrip, pyStrOf, pyStrOfJs, toJsValue } from './python';
 
 /** Glance's two patch media types and the JSON-patch draft each speaks. */
 export const PATCH_MEDIA_TYPES: Readonly<Record<string, 4 | 10>> = {
@@ -39,28 +41,41 @@ const RESERVED = new Set(['location', 'deleted', 'deleted_at']);
 
 const bad = (message: string) => glanceError(400, 'patch.invalid', message);
 
-/** Parse a patch body sent with one of {@link PATCH_MEDIA_TYPES}. Throws Glance's 400 (or 403) on a bad one. */
+/** webob's bare 500, which Glance's wsgi Resource answers when reading a patch raises anything but an HTTP error. */
+const glanceFails = () => glanceError(500, 'patch.unreadable', 'The server has either erred or is incapable of performing the requested operation.');
+
+/**
+ * Parse a patch body sent with one of {@link PATCH_MEDIA_TYPES}, exactly as Glance's
+ * `RequestDeserializer.update` reads it (glance/api/v2/images.py): the body decoded as strict
+ * UTF-8 and read by Python's `json` (NaN and Infinity accepted, duplicate keys last-wins), pointers
+ * checked and stripped with Python's `str` methods. Throws Glance's 400 or 403, or the 500 Glance
+ * answers where its reading raises (a pointer that is not a string, nesting past Python's recursion
+ * limit). Values are not checked against the image schema: the service behind does that.
+ */
 export function parseImagePatch(body: Buffer, mediaType: string): PatchOp[] {
   const draft = patchDraft(mediaType);
   if (draft === undefined) throw new TypeError(`not an image patch media type: ${mediaType}`);
+  // JSONRequestDeserializer.has_body: a Content-Length of 0 is no body.
   if (body.length === 0) throw bad('Body expected in request.');
-  let doc: unknown;
+  let doc: PyValue;
   try {
-    doc = JSON.parse(body.toString('utf8'));
-  } catch {
+    doc = readPythonJson(body);
+  } catch (err) {
+    if (err instanceof PythonJsonError && err.reason === 'depth') throw glanceFails();
     throw bad('Malformed JSON in request body.');
   }
+  // JSONRequestDeserializer.from_json, then update().
+  if (!Array.isArray(doc) && !(doc instanceof Map)) throw bad('Unexpected body type. Expected list/dict.');
   if (!Array.isArray(doc)) throw bad('Request body must be a JSON array of operation objects.');
-  return doc.map((raw: unknown) => {
-    if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw bad('Operations must be JSON objects.');
-    const change = raw as Record<string, unknown>;
+  return doc.map((change: PyValue) => {
+    if (!(change instanceof Map)) throw bad('Operations must be JSON objects.');
     const op = draft === 10 ? operationD10(change) : operationD4(change);
-    const pointer = draft === 10 ? pathD10(change) : change[op];
-    const path = decodePointer(pointer);
+    const pointer = draft === 10 ? pathD10(change) : change.get(op);
+    const path = decodePointer(pointer as PyValue);
     validateDepth(op, path);
-    if (op !== 'remove' && !Object.hasOwn(change, 'value')) throw bad(`Operation "${op}" requires a member named "value".`);
+    if (op !== 'remove' && !change.has('value')) throw bad(`Operation "${op}" requires a member named "value".`);
     validateRoot(path);
-    return op === 'remove' ? { op, path } : { op, path, value: change['value'] };
+    return op === 'remove' ? { op, path } : { op, path, value: toJsValue(change.get('value') as PyValue) };
   });
 }
 
@@ -69,21 +84,44 @@ export function locationOps(ops: readonly PatchOp[]): PatchOp[] {
   return ops.filter((o) => o.path[0] === 'locations');
 }
 
-function operationD10(change: Record<string, unknown>): PatchOpName {
-  const op = change['op'];
+/**
+ * The position a `/locations/N` token names, as Glance's images controller reads it
+ * (`_get_locations_op_pos`): `str.isdigit()` then `int()`, so any Unicode decimal digits count
+ * (`'٣'` is 3), or `-` for the last location (remove) or the end (add). Null where Glance answers
+ * `Invalid position for ... a location.`; throws Glance's 500 where `int()` raises (`'²'`, which
+ * `isdigit()` accepts, or more than 4300 digits).
+ */
+export function glanceLocationPosition(token: string | undefined, count: number, forAdd: boolean): number | null {
+  if (token === undefined) return null;
+  let pos: number;
+  if (pyIsDigit(token)) {
+    const n = pyIntOfDigits(token);
+    if (n === undefined) throw glanceFails();
+    if (!forAdd && n >= BigInt(count)) return null;
+    pos = Number(n);
+  } else if (token === '-') {
+    pos = forAdd ? count : count - 1;
+  } else {
+    return null;
+  }
+  return forAdd || (pos >= 0 && pos < count) ? pos : null;
+}
+
+function operationD10(change: PyDict): PatchOpName {
+  const op = change.get('op');
   if (op === undefined || op === null) {
     throw bad(`Unable to find \`op\` in JSON Schema change. It must be one of the following: ${OPERATIONS.join(', ')}.`);
   }
-  if (!OPERATIONS.includes(op as PatchOpName)) {
-    throw bad(`Invalid operation: \`${pyStr(op)}\`. It must be one of the following: ${OPERATIONS.join(', ')}.`);
+  if (typeof op !== 'string' || !OPERATIONS.includes(op as PatchOpName)) {
+    throw bad(`Invalid operation: \`${pyStrOf(op)}\`. It must be one of the following: ${OPERATIONS.join(', ')}.`);
   }
   return op as PatchOpName;
 }
 
-function operationD4(change: Record<string, unknown>): PatchOpName {
+function operationD4(change: PyDict): PatchOpName {
   let op: PatchOpName | undefined;
   for (const key of OPERATIONS) {
-    if (!Object.hasOwn(change, key)) continue;
+    if (!change.has(key)) continue;
     if (op !== undefined) throw bad('Operation objects must contain only one member named "add", "remove", or "replace".');
     op = key;
   }
@@ -91,24 +129,29 @@ function operationD4(change: Record<string, unknown>): PatchOpName {
   return op;
 }
 
-function pathD10(change: Record<string, unknown>): unknown {
-  if (!Object.hasOwn(change, 'path')) throw bad("Unable to find 'path' in JSON Schema change");
-  return change['path'];
+function pathD10(change: PyDict): PyValue {
+  if (!change.has('path')) throw bad("Unable to find 'path' in JSON Schema change");
+  return change.get('path') as PyValue;
 }
 
-function decodePointer(pointer: unknown): string[] {
-  if (typeof pointer !== 'string') throw bad(`Pointer \`${pyStr(pointer)}\` does not start with "/".`);
+/** `re.search(r'/\s*?/', ...)` with Python's `\s`. */
+const ADJACENT_SLASHES = new RegExp(`/[${PY_WHITESPACE}]*/`);
+
+/** Glance's `_validate_json_pointer` and `_decode_json_pointer`. */
+function decodePointer(pointer: PyValue): string[] {
+  // `pointer.startswith` on anything but a str raises AttributeError: Glance's 500.
+  if (typeof pointer !== 'string') throw glanceFails();
   if (!pointer.startsWith('/')) throw bad(`Pointer \`${pointer}\` does not start with "/".`);
-  if (/\/\s*?\//.test(pointer.slice(1))) throw bad(`Pointer \`${pointer}\` contains adjacent "/".`);
+  if (ADJACENT_SLASHES.test(pointer.slice(1))) throw bad(`Pointer \`${pointer}\` contains adjacent "/".`);
   if (pointer.length > 1 && pointer.endsWith('/')) throw bad(`Pointer \`${pointer}\` end with "/".`);
-  if (pointer.slice(1).trim() === '/') throw bad(`Pointer \`${pointer}\` does not contains valid token.`);
+  if (pyStrip(pointer.slice(1)) === '/') throw bad(`Pointer \`${pointer}\` does not contains valid token.`);
   if (/~[^01]/.test(pointer) || pointer.endsWith('~')) {
     throw bad(`Pointer \`${pointer}\` contains "~" not part of a recognized escape sequence.`);
   }
   return pointer
     .replace(/^\/+/, '')
     .split('/')
-    .map((part) => part.replace(/~1/g, '/').replace(/~0/g, '~').trim());
+    .map((part) => pyStrip(part.replace(/~1/g, '/').replace(/~0/g, '~')));
 }
 
 function validateDepth(op: PatchOpName, path: readonly string[]): void {
@@ -130,19 +173,7 @@ export function checkAttribute(name: string, creating = false): void {
   if (RESERVED.has(name) || name.startsWith(RESERVED_NAMESPACE)) throw glanceError(403, 'patch.reserved', `Attribute '${name}' is reserved.`);
 }
 
-/** Python's `str()` of a JSON value, as Glance's messages show it. */
+/** Python's `str()` of a JSON value as JSON.parse makes it, as Glance's messages show it. */
 export function pyStr(v: unknown): string {
-  return typeof v === 'string' ? v : pyRepr(v);
-}
-
-function pyRepr(v: unknown): string {
-  if (v === null || v === undefined) return 'None';
-  if (v === true) return 'True';
-  if (v === false) return 'False';
-  if (typeof v === 'number') return String(v);
-  if (typeof v === 'string') return `'${v.replace(/\\/g, '\\\\').replace(/'/g, "\\'")}'`;
-  if (Array.isArray(v)) return `[${v.map(pyRepr).join(', ')}]`;
-  return `{${Object.entries(v as object)
-    .map(([k, x]) => `${pyRepr(k)}: ${pyRepr(x)}`)
-    .join(', ')}}`;
+  return pyStrOfJs(v);
 }

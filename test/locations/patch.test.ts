@@ -61,9 +61,10 @@ describe('1. Location changes: PATCH /v2/images/{id}', () => {
       ['malformed JSON', '[{"op": "remove", ', 'Malformed JSON in request body.'],
       ['a trailing comma', '[{"op": "remove", "path": "/locations/0"},]', 'Malformed JSON in request body.'],
       ['a JSON object', change('remove', '/locations/0')[type], 'Request body must be a JSON array of operation objects.'],
-      ['a JSON string', '"remove"', 'Request body must be a JSON array of operation objects.'],
-      ['JSON null', 'null', 'Request body must be a JSON array of operation objects.'],
-      ['a number', '42', 'Request body must be a JSON array of operation objects.'],
+      // Glance's JSONRequestDeserializer.from_json refuses any top-level value but a list or a dict.
+      ['a JSON string', '"remove"', 'Unexpected body type. Expected list/dict.'],
+      ['JSON null', 'null', 'Unexpected body type. Expected list/dict.'],
+      ['a number', '42', 'Unexpected body type. Expected list/dict.'],
       ['an array of strings', '["remove"]', 'Operations must be JSON objects.'],
       ['an array holding null', '[null]', 'Operations must be JSON objects.'],
       ['an array holding an array', '[[]]', 'Operations must be JSON objects.'],
@@ -244,7 +245,7 @@ describe('1. Location changes: PATCH /v2/images/{id}', () => {
       fc.uint8Array().map((a) => Buffer.from(a)),
     );
 
-    it('should never throw anything but a 400 or 403 GlanceError', () => {
+    it('should never throw anything but a 400, 403 or (where Glance fails reading) 500 GlanceError', () => {
       fc.assert(
         fc.property(body, fc.constantFrom(...MEDIA_TYPES), (bytes, type) => {
           try {
@@ -252,7 +253,7 @@ describe('1. Location changes: PATCH /v2/images/{id}', () => {
             expect(Array.isArray(ops)).toBe(true);
           } catch (err) {
             expect(isGlanceError(err)).toBe(true);
-            expect([400, 403]).toContain((err as GlanceError).status);
+            expect([400, 403, 500]).toContain((err as GlanceError).status);
           }
         }),
         { numRuns: 2000 },
