@@ -3,7 +3,8 @@
  *
  * Hop-by-hop headers (and those named in `Connection`) are stripped both ways, `X-Forwarded-For`,
  * `-Proto` and `-Host` are added, the request body goes upstream byte for byte (the bytes a
- * middleware of the suite inspected are replayed on the request stream), and a `Location` that
+ * middleware of the suite inspected are replayed on the request stream) and framed as the client
+ * framed it, whatever the method (see requestFraming), and a `Location` that
  * points at the upstream is rewritten to the sidecar's own address. An upstream that refuses or
  * cannot be reached is a 502, one that does not answer in time a 504; an upstream that dies in the
  * middle of an answer cuts the client's connection; a client that goes away aborts the upstream
@@ -46,6 +47,52 @@ export function endToEnd(headers: IncomingHttpHeaders): Record<string, string | 
 
 export type NextFunction = (err?: unknown) => void;
 
+/** How a request's body is framed: none, by its `Content-Length`, or `Transfer-Encoding: chunked`. */
+export type RequestFraming = 'none' | 'length' | 'chunked';
+
+/** Why a request's framing is refused: a reader behind the sidecar might frame its body otherwise. */
+export type FramingFault = 'length-and-chunked' | 'differing-lengths' | 'bad-length' | 'unsupported-coding';
+
+const DIGITS = /^\d+$/;
+
+/** The methods for which Node's client frames nothing unless told (and sends no body unless given one). */
+const BODILESS_BY_DEFAULT = new Set(['GET', 'HEAD', 'DELETE', 'OPTIONS', 'TRACE', 'CONNECT']);
+
+/**
+ * Client connections on which a request was refused for its framing. The refusal closes the
+ * connection, but Node has by then parsed (and handed on) any request the client wrote after it,
+ * read with the framing that was refused: none of those goes upstream.
+ */
+const refusedConnections = new WeakSet<object>();
+
+/**
+ * How the body of a request with these headers is framed, or why that is ambiguous. The sidecar
+ * frames the body it forwards itself (the client's `Content-Length`, or chunked), so the upstream
+ * reads exactly the body Node read; what it refuses is a request that another reader in front of or
+ * behind it might frame otherwise: both framing headers, `Content-Length` lines that differ or that
+ * are not a number, and a `Transfer-Encoding` other than exactly `chunked` (a list such as
+ * `gzip, chunked`, several lines, another spelling, an empty one). Node's parser refuses most of
+ * these before a request exists; this check keeps them out also under a lenient parser
+ * (`insecureHTTPParser`) and where Node reads them (`gzip, chunked` and `Chunked` as chunked, an empty
+ * one as no body). `headers` is `req.headers`: there Node joins repeated `Transfer-Encoding` lines
+ * and keeps only the first `Content-Length`, so the raw lines are read only when one is present.
+ */
+export function requestFraming(headers: IncomingHttpHeaders, rawHeaders: readonly string[]): RequestFraming | FramingFault {
+  const coding = headers['transfer-encoding'];
+  const length = headers['content-length'];
+  if (coding === undefined && length === undefined) return 'none';
+  if (coding !== undefined) {
+    if (length !== undefined) return 'length-and-chunked';
+    return coding === 'chunked' ? 'chunked' : 'unsupported-coding';
+  }
+  if (!DIGITS.test(length as string)) return 'bad-length';
+  for (let i = 0; i < rawHeaders.length; i += 2) {
+    const name = rawHeaders[i] as string;
+    if (name.length === 14 && name.toLowerCase() === 'content-length' && rawHeaders[i + 1] !== length) return 'differing-lengths';
+  }
+  return 'length';
+}
+
 /** The names `Connection` lists, lower-cased; empty for the usual request without one. */
 function connectionNamed(value: string | string[] | undefined): Set<string> | null {
   if (value === undefined) return null;
@@ -78,6 +125,16 @@ export function forward(options: ForwardOptions) {
   const prefix = base.pathname.replace(/\/+$/, '');
   const upstreamOrigin = base.origin;
   const timedOut = glanceError(504, 'upstream.timeout', `The image service did not answer within ${timeout} ms.`);
+  // Refusals of ambiguous framing. The connection is closed after the answer: a client that frames
+  // a body ambiguously may have meant the rest of its bytes for a reader that frames it otherwise.
+  const close = { headers: { Connection: 'close' } };
+  const framingRefusals: Readonly<Record<FramingFault, Error>> = {
+    'length-and-chunked': glanceError(400, 'request.framing', 'A request may not carry both Content-Length and Transfer-Encoding.', close),
+    'differing-lengths': glanceError(400, 'request.framing', 'The request carries differing Content-Length values.', close),
+    'bad-length': glanceError(400, 'request.framing', 'The Content-Length of the request is not a number of bytes.', close),
+    'unsupported-coding': glanceError(400, 'request.framing', 'Transfer-Encoding other than chunked is not supported.', close),
+  };
+  const afterRefusal = glanceError(400, 'request.framing', 'A request before this one on the connection was refused for its framing.', close);
 
   // Requests sent and waiting for the upstream's answer, checked by one coarse timer (a tenth of the
   // timeout, at most a second) rather than a socket timeout each: arming and clearing one per
@@ -99,9 +156,13 @@ export function forward(options: ForwardOptions) {
 
   /**
    * The request's headers for the upstream, as a flat [name, value, ...] list in the client's
-   * order and spelling: end-to-end ones only, Host the upstream's, X-Forwarded-* added.
+   * order and spelling: end-to-end ones only, Host the upstream's, X-Forwarded-* added, and the
+   * body's framing written by the sidecar: the client's `Content-Length`, or
+   * `Transfer-Encoding: chunked` (which makes Node chunk what is written, for any method). Neither
+   * is left out because `Connection` names it: framing is this hop's to write, so the naming means
+   * nothing here.
    */
-  function upstreamHeaders(req: IncomingMessage, proto: string): string[] {
+  function upstreamHeaders(req: IncomingMessage, proto: string, framing: RequestFraming): string[] {
     const raw = req.rawHeaders;
     const named = connectionNamed(req.headers.connection);
     const out: string[] = [];
@@ -109,7 +170,7 @@ export function forward(options: ForwardOptions) {
     for (let i = 0; i < raw.length; i += 2) {
       const name = raw[i] as string;
       const lower = name.toLowerCase();
-      if (lower === 'host' || lower === 'x-forwarded-proto' || lower === 'x-forwarded-host' || hopByHop(lower, named)) continue;
+      if (lower === 'host' || lower === 'content-length' || lower === 'x-forwarded-proto' || lower === 'x-forwarded-host' || hopByHop(lower, named)) continue;
       if (lower === 'x-forwarded-for') {
         forwardedFor = forwardedFor === undefined ? (raw[i + 1] as string) : `${forwardedFor}, ${raw[i + 1] as string}`;
         continue;
@@ -119,6 +180,10 @@ export function forward(options: ForwardOptions) {
     const client = req.socket.remoteAddress ?? '';
     out.push('Host', base.host, 'X-Forwarded-For', forwardedFor === undefined ? client : `${forwardedFor}, ${client}`, 'X-Forwarded-Proto', proto);
     if (req.headers.host) out.push('X-Forwarded-Host', req.headers.host);
+    if (framing === 'length') out.push('Content-Length', req.headers['content-length'] as string);
+    else if (framing === 'chunked') out.push('Transfer-Encoding', 'chunked');
+    // Node would send an empty chunked body for a method that usually has one: say none instead.
+    else if (!BODILESS_BY_DEFAULT.has(req.method as string)) out.push('Content-Length', '0');
     return out;
   }
 
@@ -150,9 +215,23 @@ export function forward(options: ForwardOptions) {
   const onAnswer = options.onAnswer;
   const requestId = options.requestId;
   return function forward(req: IncomingMessage, res: ServerResponse, next: NextFunction): void {
+    const framing = requestFraming(req.headers, req.rawHeaders);
+    if (framing !== 'none' && framing !== 'length' && framing !== 'chunked') {
+      refusedConnections.add(req.socket);
+      next(framingRefusals[framing]);
+      return;
+    }
+    if (refusedConnections.has(req.socket)) {
+      // Its answer is never written: the connection closes after the refusal before it.
+      next(afterRefusal);
+      return;
+    }
     const proto = 'encrypted' in req.socket && req.socket.encrypted ? 'https' : 'http';
-    const headers = upstreamHeaders(req, proto);
-    const bodiless = (req.method === 'GET' || req.method === 'HEAD') && req.headers['content-length'] === undefined && req.headers['transfer-encoding'] === undefined;
+    const headers = upstreamHeaders(req, proto, framing);
+    // No body: none is sent (Node adds `Content-Length: 0` for a method that usually has one).
+    const bodiless = framing === 'none';
+    // Only a bodiless GET or HEAD is asked again on a fresh connection; nothing else is sent twice.
+    const retriable = bodiless && (req.method === 'GET' || req.method === 'HEAD');
     const started = onAnswer ? process.hrtime.bigint() : 0n;
     let answered = false;
     let failed = false;
@@ -191,7 +270,7 @@ export function forward(options: ForwardOptions) {
         if (clientGone) return; // nobody left to answer
         // A kept-alive connection that the upstream closed as it was being reused: ask again on a
         // fresh one, once, when no body can have been lost.
-        if (mayRetry && bodiless && !answered && !failed && isStaleConnection(upstream, err)) {
+        if (mayRetry && retriable && !answered && !failed && isStaleConnection(upstream, err)) {
           waiting.delete(expire);
           send(false);
           return;
