@@ -12,7 +12,7 @@
  */
 import http, { type IncomingHttpHeaders, type IncomingMessage, type ServerResponse } from 'node:http';
 import https from 'node:https';
-import { glanceError } from '../errors';
+import { glanceError, type GlanceError } from '../errors';
 import { flatHeader, noteFlatHeaders } from '../http/answer-headers';
 import { countLarge } from '../http/reclaim';
 
@@ -128,7 +128,7 @@ export function forward(options: ForwardOptions) {
   // Refusals of ambiguous framing. The connection is closed after the answer: a client that frames
   // a body ambiguously may have meant the rest of its bytes for a reader that frames it otherwise.
   const close = { headers: { Connection: 'close' } };
-  const framingRefusals: Readonly<Record<FramingFault, Error>> = {
+  const framingRefusals: Readonly<Record<FramingFault, GlanceError>> = {
     'length-and-chunked': glanceError(400, 'request.framing', 'A request may not carry both Content-Length and Transfer-Encoding.', close),
     'differing-lengths': glanceError(400, 'request.framing', 'The request carries differing Content-Length values.', close),
     'bad-length': glanceError(400, 'request.framing', 'The Content-Length of the request is not a number of bytes.', close),
@@ -228,7 +228,7 @@ export function forward(options: ForwardOptions) {
     }
     const proto = 'encrypted' in req.socket && req.socket.encrypted ? 'https' : 'http';
     const headers = upstreamHeaders(req, proto, framing);
-    // No body: none is sent (Node adds `Content-Length: 0` for a method that usually has one).
+    // No body: none is sent (upstreamHeaders says `Content-Length: 0` for a method that usually has one).
     const bodiless = framing === 'none';
     // Only a bodiless GET or HEAD is asked again on a fresh connection; nothing else is sent twice.
     const retriable = bodiless && (req.method === 'GET' || req.method === 'HEAD');
