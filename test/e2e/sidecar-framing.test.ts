@@ -441,6 +441,21 @@ describe('request framing through the sidecar', () => {
     });
   });
 
+  describe('upgrades', () => {
+    it('should 200 a GET asking for an upgrade, forwarded as a plain GET, and never forward the request written after it', async () => {
+      const mark = upstream.requests().length;
+      const headers: Headers = [
+        ['Connection', 'Upgrade'],
+        ['Upgrade', 'h2c'],
+      ];
+      const { answers } = await exchange(sidecar.port, request('GET', '/v2/images?upgrade', headers) + SMUGGLED);
+      await pause(50);
+      const seen = since(upstream, mark).filter((r) => !isLookup(r));
+      expect(seen.map((r) => [r.method, r.target, r.framing, headerOf(r, 'upgrade'), headerOf(r, 'connection')])).toEqual([['GET', '/v2/images?upgrade', 'none', undefined, 'keep-alive']]);
+      expectForwarded(answers[0], seen[0]);
+    });
+  });
+
   describe('controls: ordinary requests still go through byte for byte', () => {
     it('should 200 a plain GET, forwarded without a body', async () => {
       const mark = upstream.requests().length;
