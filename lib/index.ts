@@ -2,7 +2,9 @@ export { glanceError, glanceErrorHandler, isGlanceError, negotiateErrorForm, ren
 export type { GlanceError, GlanceErrorOptions } from './errors';
 export { edgeData, inspectBody } from './http/body';
 export type { EdgeRequest, GlanceEdgeRequestData } from './http/body';
-export { AUTH_HEADERS, factsFromGlanceImage, httpImageLookup, IMAGE_STATUSES } from './images/lookup';
+export { factsFromGlanceImage, httpImageLookup, IMAGE_STATUSES, lookupHeaders } from './images/lookup';
+export { IMAGE_ROUTES, readRequest, readTarget } from './request/read';
+export type { RequestReading, Route } from './request/read';
 export type { HttpImageLookupOptions, ImageFacts, ImageLookup, ImageStatus } from './images/lookup';
 export { ImageActivity } from './locations/activity';
 export { decideLocationPatch, locationPosition } from './locations/decide';

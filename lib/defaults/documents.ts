@@ -5,7 +5,7 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { glanceTimestamp, pythonJson } from '../http/json';
-import { pathOf } from '../http/media';
+import { readRequest } from '../request/read';
 import { rewriteJsonAnswer } from '../http/rewrite';
 import { CONTAINER_FORMATS, DISK_FORMATS } from './formats';
 import { HYPERVISOR_NAMESPACE, mergeValues, namespaceDocument, propertiesDocument, propertyDocument, withVz, type MetadefProperty } from './metadefs';
@@ -49,11 +49,12 @@ export function imageSchemas(options: ImageSchemasOptions = {}) {
     return disk || container;
   };
   return function imageSchemas(req: IncomingMessage, res: ServerResponse, next: Next): void {
-    if (req.method === 'GET' || req.method === 'HEAD') {
-      const path = pathOf(req);
-      if (/\/v2\/schemas\/image\/?$/.test(path)) {
+    const reading = readRequest(req);
+    if ((reading.method === 'GET' || reading.method === 'HEAD') && reading.route === 'schemas' && reading.segments.length === 2) {
+      const name = (reading.segments[1] as string).toLowerCase();
+      if (name === 'image') {
         rewriteJsonAnswer(req, res, { transform: (doc) => (merge(doc) ? doc : undefined), instead404: () => imageSchema(formats), serialize: (d) => pythonJson(d) });
-      } else if (/\/v2\/schemas\/images\/?$/.test(path)) {
+      } else if (name === 'images') {
         const items = (doc: unknown) => (isObject(doc) && isObject(doc['properties']) && isObject(doc['properties']['images']) ? doc['properties']['images']['items'] : undefined);
         rewriteJsonAnswer(req, res, { transform: (doc) => (merge(items(doc)) ? doc : undefined), instead404: () => imagesSchema(formats), serialize: (d) => pythonJson(d) });
       }
@@ -63,15 +64,6 @@ export function imageSchemas(options: ImageSchemasOptions = {}) {
 }
 
 const NS = HYPERVISOR_NAMESPACE.namespace;
-const METADEF_PATH = /\/v2\/metadefs\/namespaces\/([^/]+)(\/properties(?:\/([^/]+))?)?\/?$/;
-
-function decoded(segment: string): string {
-  try {
-    return decodeURIComponent(segment);
-  } catch {
-    return segment;
-  }
-}
 
 /** Merge `vz` into a property document, keeping its fields in place; undefined when nothing changes. */
 function vzInto(property: unknown): Doc | undefined {
@@ -91,17 +83,18 @@ function vzInProperties(doc: unknown): Doc | undefined {
 /** The `OS::Compute::Hypervisor` namespace, its properties and `hypervisor_type` show `vz`. */
 export function hypervisorMetadefs() {
   return function hypervisorMetadefs(req: IncomingMessage, res: ServerResponse, next: Next): void {
-    if (req.method === 'GET' || req.method === 'HEAD') {
-      const m = METADEF_PATH.exec(pathOf(req));
-      if (m && decoded(m[1] as string) === NS) {
-        const serialize = (d: unknown) => pythonJson(d, false);
-        if (!m[2]) {
-          rewriteJsonAnswer(req, res, { transform: vzInProperties, instead404: () => namespaceDocument(HYPERVISOR_NAMESPACE, glanceTimestamp()), serialize });
-        } else if (m[3] === undefined) {
-          rewriteJsonAnswer(req, res, { transform: vzInProperties, instead404: () => propertiesDocument(HYPERVISOR_NAMESPACE), serialize });
-        } else if (decoded(m[3]) === 'hypervisor_type') {
-          rewriteJsonAnswer(req, res, { transform: vzInto, instead404: () => propertyDocument(HYPERVISOR_NAMESPACE, 'hypervisor_type'), serialize });
-        }
+    const reading = readRequest(req);
+    // metadefs/namespaces/{ns}[/properties[/{name}]]
+    const [, namespaces, ns, properties, name, ...more] = reading.segments;
+    const ours = reading.route === 'metadefs' && namespaces?.toLowerCase() === 'namespaces' && ns === NS && more.length === 0;
+    if ((reading.method === 'GET' || reading.method === 'HEAD') && ours && (properties === undefined || properties.toLowerCase() === 'properties')) {
+      const serialize = (d: unknown) => pythonJson(d, false);
+      if (properties === undefined) {
+        rewriteJsonAnswer(req, res, { transform: vzInProperties, instead404: () => namespaceDocument(HYPERVISOR_NAMESPACE, glanceTimestamp()), serialize });
+      } else if (name === undefined) {
+        rewriteJsonAnswer(req, res, { transform: vzInProperties, instead404: () => propertiesDocument(HYPERVISOR_NAMESPACE), serialize });
+      } else if (name === 'hypervisor_type') {
+        rewriteJsonAnswer(req, res, { transform: vzInto, instead404: () => propertyDocument(HYPERVISOR_NAMESPACE, 'hypervisor_type'), serialize });
       }
     }
     next();

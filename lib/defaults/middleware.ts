@@ -5,7 +5,7 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { inspectBody } from '../http/body';
-import { mediaType, pathOf } from '../http/media';
+import { readRequest } from '../request/read';
 import { parseImagePatch, patchDraft } from '../locations/patch';
 import { CONTAINER_FORMATS, DISK_FORMATS } from './formats';
 import { formatAllowed, formatError, type FormatField } from './validate';
@@ -23,8 +23,6 @@ export interface ImageFormatsOptions {
 }
 
 const OPTIONS = new Set(['diskFormats', 'containerFormats', 'limit']);
-const IMAGES_PATH = /\/v2\/images\/?$/;
-const IMAGE_PATH = /\/v2\/images\/[^/]+\/?$/;
 
 /** Resolve a list option against its default, checking it. */
 export function resolveFormats(option: FormatListOption | undefined, defaults: readonly string[], name: string): readonly string[] {
@@ -70,7 +68,7 @@ export function imageFormats(options: ImageFormatsOptions = {}) {
     const declared = Number(req.headers['content-length']);
     if (Number.isFinite(declared) && declared > limit) return; // not ours to judge: the service answers
     const body = await inspectBody(req, limit);
-    if (req.method === 'POST') {
+    if (readRequest(req).method === 'POST') {
       let doc: unknown;
       try {
         doc = JSON.parse(body.toString('utf8'));
@@ -84,7 +82,7 @@ export function imageFormats(options: ImageFormatsOptions = {}) {
     }
     let ops;
     try {
-      ops = parseImagePatch(body, mediaType(req));
+      ops = parseImagePatch(body, readRequest(req).mediaType);
     } catch {
       return; // the location guard or the image service answers a malformed patch
     }
@@ -93,9 +91,9 @@ export function imageFormats(options: ImageFormatsOptions = {}) {
   }
 
   return function imageFormats(req: IncomingMessage, _res: ServerResponse, next: (err?: unknown) => void): void {
-    const path = pathOf(req);
-    const create = req.method === 'POST' && IMAGES_PATH.test(path) && mediaType(req) === 'application/json';
-    const patch = req.method === 'PATCH' && IMAGE_PATH.test(path) && patchDraft(mediaType(req)) !== undefined;
+    const reading = readRequest(req);
+    const create = reading.method === 'POST' && reading.route === 'images' && reading.mediaType === 'application/json';
+    const patch = reading.method === 'PATCH' && reading.route === 'image' && patchDraft(reading.mediaType) !== undefined;
     if (!create && !patch) {
       next();
       return;

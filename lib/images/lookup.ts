@@ -10,6 +10,7 @@ import http from 'node:http';
 import https from 'node:https';
 import type { IncomingMessage } from 'node:http';
 import { glanceError } from '../errors';
+import { readRequest } from '../request/read';
 
 /** Image statuses Glance knows. */
 export const IMAGE_STATUSES = ['queued', 'saving', 'active', 'killed', 'deleted', 'pending_delete', 'deactivated', 'uploading', 'importing'] as const;
@@ -30,24 +31,50 @@ export interface ImageFacts {
 /** "What is image `id`, asked with the credentials of `req`?" `null`: not visible to that caller. */
 export type ImageLookup = (id: string, req: IncomingMessage) => Promise<ImageFacts | null>;
 
-/** Headers that carry the caller's identity; lookups forward them exactly as they came. */
-export const AUTH_HEADERS = [
-  'authorization',
-  'x-auth-token',
-  'x-service-token',
-  'x-identity-status',
-  'x-roles',
-  'x-user-id',
-  'x-user-name',
-  'x-user-domain-id',
-  'x-project-id',
-  'x-project-name',
-  'x-project-domain-id',
-  'x-tenant-id',
-  'x-domain-id',
-  'x-service-catalog',
-  'cookie',
-] as const;
+/**
+ * Request headers a lookup does not carry: those that go no further than the next hop, those that
+ * describe the request's body, those that would make the lookup's answer conditional, partial or
+ * negotiated, and those some frameworks take as the method. Every other header may identify the
+ * caller (keystonemiddleware reads `X-Auth-Token`, else `X-Storage-Token`, and eventlet reads
+ * `X_Auth_Token` as `X-Auth-Token`; other services use `Authorization`, cookies or headers of their
+ * own), so the lookup carries it exactly as it came.
+ */
+const NOT_FOR_LOOKUP = /^(?:host|connection|keep-alive|proxy-.*|te|trailer|transfer-encoding|upgrade|content-.*|expect|if-.*|range|accept.*|x-http-method-override|x-http-method|x-method-override)$/i;
+
+/**
+ * The headers of a lookup made for `req`, as a flat `[name, value, ...]` list in the client's order
+ * and spelling: every end-to-end header of the request that may identify the caller, then `Accept`
+ * (the request's own when it selects the API version, as Glance's version negotiation reads it),
+ * the X-Forwarded headers a forwarded request carries, and `Host`.
+ */
+export function lookupHeaders(req: IncomingMessage, host: string): string[] {
+  const raw = req.rawHeaders;
+  const named = new Set<string>();
+  for (let i = 0; i + 1 < raw.length; i += 2) {
+    if ((raw[i] as string).toLowerCase() === 'connection') for (const n of (raw[i + 1] as string).split(',')) named.add(n.trim().toLowerCase());
+  }
+  const out: string[] = [];
+  let forwardedFor: string | undefined;
+  for (let i = 0; i + 1 < raw.length; i += 2) {
+    const name = raw[i] as string;
+    const lower = name.toLowerCase();
+    if (lower === 'x-forwarded-for') {
+      forwardedFor = forwardedFor === undefined ? (raw[i + 1] as string) : `${forwardedFor}, ${raw[i + 1] as string}`;
+      continue;
+    }
+    if (NOT_FOR_LOOKUP.test(lower) || named.has(lower) || lower === 'x-forwarded-proto' || lower === 'x-forwarded-host') continue;
+    out.push(name, raw[i + 1] as string);
+  }
+  const routing = readRequest(req).routingHeaders;
+  if (routing.length > 0) for (const [name, value] of routing) out.push(name, value);
+  else out.push('Accept', 'application/json');
+  const client = req.socket?.remoteAddress ?? '';
+  const proto = req.socket && 'encrypted' in req.socket && req.socket.encrypted ? 'https' : 'http';
+  out.push('X-Forwarded-For', forwardedFor === undefined ? client : `${forwardedFor}, ${client}`, 'X-Forwarded-Proto', proto);
+  if (req.headers.host !== undefined) out.push('X-Forwarded-Host', req.headers.host);
+  out.push('Host', host);
+  return out;
+}
 
 /** The facts of a Glance v2 image document, or null if `doc` is not one. */
 export function factsFromGlanceImage(doc: unknown): ImageFacts | null {
@@ -67,9 +94,15 @@ export interface HttpImageLookupOptions {
   readonly timeout?: number;
   /** Agent for the lookups; by default a keep-alive agent of the lookup's own. */
   readonly agent?: http.Agent;
+  /**
+   * Ask at the image record as the request spelt it (`/v2.1/images/{id}`, `/v2//images/{id}`, an
+   * upper-case literal), so that the service reads the lookup as it reads the request: a spelling
+   * it does not route to an image is not one to it. Default false: `{url}/v2/images/{id}`.
+   */
+  readonly asRequested?: boolean;
 }
 
-const LOOKUP_OPTIONS = new Set(['url', 'timeout', 'agent']);
+const LOOKUP_OPTIONS = new Set(['url', 'timeout', 'agent', 'asRequested']);
 
 /** A lookup over HTTP against any Glance v2 API: `GET {url}/v2/images/{id}`. */
 export function httpImageLookup(options: HttpImageLookupOptions): ImageLookup {
@@ -91,15 +124,13 @@ export function httpImageLookup(options: HttpImageLookupOptions): ImageLookup {
   // Idle pooled connections closed after 4 s (sooner if the service says so), before the service closes them.
   const agent = options.agent ?? new transport.Agent({ keepAlive: true, maxSockets: 64, timeout: 4000 });
   const prefix = base.pathname.replace(/\/+$/, '');
+  const asRequested = options.asRequested ?? false;
+  if (typeof asRequested !== 'boolean') throw new TypeError("httpImageLookup: option 'asRequested' must be a boolean");
 
   return function httpLookup(id: string, req: IncomingMessage): Promise<ImageFacts | null> {
-    const headers: Record<string, string | string[]> = { accept: 'application/json' };
-    for (const name of AUTH_HEADERS) {
-      const value = req.headers[name];
-      if (value !== undefined) headers[name] = value;
-    }
-    const requestId = req.headers['x-openstack-request-id'];
-    if (typeof requestId === 'string') headers['x-openstack-request-id'] = requestId;
+    const headers = lookupHeaders(req, base.host);
+    const record = asRequested ? readRequest(req).recordTarget : null;
+    const path = `${prefix}${record ?? `/v2/images/${encodeURIComponent(id)}`}`;
 
     const ask = (mayRetry: boolean) => new Promise<ImageFacts | null>((resolve, reject) => {
       const fail = (message: string, status = 502) =>
@@ -110,7 +141,7 @@ export function httpImageLookup(options: HttpImageLookupOptions): ImageLookup {
           protocol: base.protocol,
           hostname: base.hostname,
           port: base.port,
-          path: `${prefix}/v2/images/${encodeURIComponent(id)}`,
+          path,
           method: 'GET',
           headers,
           agent,
@@ -119,7 +150,8 @@ export function httpImageLookup(options: HttpImageLookupOptions): ImageLookup {
         (res) => {
           answered = true;
           const status = res.statusCode ?? 0;
-          if (status === 401 || status === 403 || status === 404) {
+          // 300: the service routes this spelling to its version list, not to an image.
+          if (status === 300 || status === 401 || status === 403 || status === 404) {
             res.resume();
             resolve(null);
             return;

@@ -4,12 +4,12 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { inspectBody } from '../http/body';
-import { mediaType, pathOf } from '../http/media';
-import { toImageLookup, type ImageLookup } from '../images/lookup';
-import { ImageActivity, type Release } from './activity';
-import type { GlanceError } from '../errors';
-import { decideLocationPatch, type LocationConflict } from './decide';
-import { locationOps, parseImagePatch, patchDraft } from './patch';
+import { toImageLookup, type ImageFacts, type ImageLookup } from '../images/lookup';
+import { readRequest, type RequestReading } from '../request/read';
+import { ImageActivity } from './activity';
+import { glanceError, type GlanceError } from '../errors';
+import { decideLocationPatch, type LocationConflict, type LocationImage } from './decide';
+import { locationOps, parseImagePatch, PATCH_MEDIA_TYPES } from './patch';
 
 export interface LocationGuardOptions {
   /** How to ask the backing service about an image: a lookup function, or the URL of a Glance v2 API. */
@@ -22,6 +22,14 @@ export interface LocationGuardOptions {
   readonly activity?: ImageActivity;
   /** Told of every location change the guard refuses (not of malformed patches), e.g. to log or count it. */
   readonly onRefused?: (refusal: LocationRefusal) => void;
+  /**
+   * The router behind the guard matches paths with regard to case (Express's `caseSensitive`):
+   * spellings only a case-blind router reads as an image (`/V2/images/{id}`) are then left to it.
+   * Default false, as Express routes.
+   */
+  readonly caseSensitive?: boolean;
+  /** The router behind the guard is strict about a trailing slash (Express's `strict`). Default false. */
+  readonly strict?: boolean;
 }
 
 /** A location change the guard refused. */
@@ -36,11 +44,10 @@ export interface LocationRefusal {
   readonly req: IncomingMessage;
 }
 
-const OPTIONS = new Set(['lookup', 'showMultipleLocations', 'limit', 'activity', 'onRefused']);
+const OPTIONS = new Set(['lookup', 'showMultipleLocations', 'limit', 'activity', 'onRefused', 'caseSensitive', 'strict']);
 
-/** `/v2/images/{id}` and the data routes under it, wherever the API is mounted. */
-const IMAGE_PATH = /\/v2\/images\/([^/]+)\/?$/;
-const UPLOAD_PATH = /\/v2\/images\/([^/]+)\/(file|stage|import)\/?$/;
+/** Media types some image services read a JSON patch from, besides Glance's own two. */
+const LOOSE_PATCH_TYPES = new Set(['application/json', 'application/json-patch+json']);
 
 export type NextFunction = (err?: unknown) => void;
 
@@ -62,17 +69,21 @@ export function whenAnswered(res: ServerResponse, fn: () => void): void {
   res.on('close', done);
 }
 
-function imageId(segment: string): string {
-  try {
-    return decodeURIComponent(segment);
-  } catch {
-    return segment;
-  }
+/** The key of an image in the race registry: its id as the service names it, as MySQL compares it. */
+function registryKey(image: ImageFacts): string {
+  return image.id.toLowerCase().replace(/ +$/, '');
+}
+
+/** Whether a request could name an image although its reading is ambiguous. */
+function mayNameImage(reading: RequestReading, req: IncomingMessage): boolean {
+  return reading.route !== 'other' || /images/i.test(req.url ?? '');
 }
 
 /**
  * Create the location guard. Mount it in front of the image API (before any body parser); send
- * its errors to {@link glanceErrorHandler} or your own.
+ * its errors to {@link glanceErrorHandler} or your own. It reads each request once, through
+ * {@link readRequest}, and leaves `req.url` as it came: the next handler reads the request the
+ * guard judged.
  */
 export function locationGuard(options: LocationGuardOptions) {
   if (typeof options !== 'object' || options === null) throw new TypeError('locationGuard: options must be an object');
@@ -89,6 +100,10 @@ export function locationGuard(options: LocationGuardOptions) {
   const policy = { showMultipleLocations };
   const onRefused = options.onRefused;
   if (onRefused !== undefined && typeof onRefused !== 'function') throw new TypeError("locationGuard: option 'onRefused' must be a function");
+  const caseSensitive = options.caseSensitive ?? false;
+  if (typeof caseSensitive !== 'boolean') throw new TypeError("locationGuard: option 'caseSensitive' must be a boolean");
+  const strict = options.strict ?? false;
+  if (typeof strict !== 'boolean') throw new TypeError("locationGuard: option 'strict' must be a boolean");
   const refuse = (req: IncomingMessage, imageId: string, error: GlanceError): GlanceError => {
     if (onRefused) {
       const conflict = error as Partial<LocationConflict>;
@@ -97,45 +112,89 @@ export function locationGuard(options: LocationGuardOptions) {
     return error;
   };
 
-  async function judge(req: IncomingMessage, res: ServerResponse, id: string, type: string): Promise<void> {
-    const ops = locationOps(parseImagePatch(await inspectBody(req, limit), type));
-    if (ops.length === 0) return;
-    const turn = await activity.beginChange(id);
-    if (turn === 'uploading') {
-      const refusal = decideLocationPatch(ops, { status: 'saving', locations: null }, policy);
-      throw refusal ? refuse(req, id, refusal) : new Error('a location change during an upload must be refused');
+  /** A PATCH of the image record: judged when it touches `/locations`. */
+  async function judgePatch(req: IncomingMessage, res: ServerResponse, id: string, type: string, loose: boolean): Promise<void> {
+    const body = await inspectBody(req, limit);
+    let ops;
+    try {
+      ops = locationOps(parseImagePatch(body, type));
+    } catch (err) {
+      if (loose) return; // not a patch in Glance's sense: the service answers it
+      throw err;
     }
-    const release: Release = turn;
-    whenAnswered(res, release);
-    const image = await lookup(id, req);
-    if (image === null) return; // not visible to this caller: the backing service answers
-    const refusal = decideLocationPatch(ops, image, policy);
+    if (ops.length === 0) return;
+    await judgeChange(req, res, id, (image) => decideLocationPatch(ops, image, policy));
+  }
+
+  /**
+   * A location change of image `id`: looked up with the caller's identity (not visible: the
+   * service answers), refused at once while an upload of the image runs through the suite,
+   * otherwise judged by `decide` within the change's turn, which lasts until it is answered.
+   */
+  async function judgeChange(req: IncomingMessage, res: ServerResponse, id: string, decide: (image: LocationImage) => GlanceError | null): Promise<void> {
+    const seen = await lookup(id, req);
+    if (seen === null) return;
+    const key = registryKey(seen);
+    const turn = await activity.beginChange(key);
+    if (turn === 'uploading') throw refuse(req, id, decide({ status: 'saving', locations: null }) ?? savingConflict());
+    whenAnswered(res, turn.release);
+    // Another change of the image was answered while this one waited: ask again.
+    const image = turn.waited ? await lookup(id, req) : seen;
+    if (image === null) return;
+    const refusal = decide(image);
     if (refusal) throw refuse(req, id, refusal);
   }
 
+  /** An upload of image data: registered under the image's key once the caller may see it. */
+  async function registerUpload(req: IncomingMessage, res: ServerResponse, id: string): Promise<void> {
+    const image = await lookup(id, req);
+    if (image === null) return;
+    const release = await activity.beginUpload(registryKey(image));
+    whenAnswered(res, release);
+  }
+
   return function locationGuard(req: IncomingMessage, res: ServerResponse, next: NextFunction): void {
-    const path = pathOf(req);
-    if (req.method === 'PATCH') {
-      const match = IMAGE_PATH.exec(path);
-      const type = mediaType(req);
-      if (!match || patchDraft(type) === undefined) {
-        next();
-        return;
-      }
-      judge(req, res, imageId(match[1] as string), type).then(() => next(), next);
+    const reading = readRequest(req);
+    if (reading.ambiguous !== null && reading.mayChange && mayNameImage(reading, req)) {
+      next(glanceError(400, 'request.ambiguous', `This request cannot be read unambiguously: ${reading.ambiguous}.`, { headers: { Connection: 'close' } }));
       return;
     }
-    if (req.method === 'PUT' || req.method === 'POST') {
-      const match = UPLOAD_PATH.exec(path);
-      const kind = match?.[2];
-      if (match && (kind === 'import' ? req.method === 'POST' : req.method === 'PUT')) {
-        activity.beginUpload(imageId(match[1] as string)).then((release) => {
-          whenAnswered(res, release);
-          next();
-        }, next);
-        return;
-      }
+    const id = reading.imageId;
+    if (id === null || (caseSensitive && reading.caseFolded) || (strict && reading.trailingSlash)) {
+      next();
+      return;
     }
-    next();
+    const method = reading.method;
+    let work: Promise<void> | null = null;
+    if (reading.route === 'image' && method === 'PATCH') {
+      const type = reading.mediaType;
+      const loose = LOOSE_PATCH_TYPES.has(type);
+      const draftType = Object.keys(PATCH_MEDIA_TYPES).find((t) => t === type);
+      if (draftType !== undefined || loose) work = judgePatch(req, res, id, draftType ?? PATCH_TYPE_D10, loose);
+    } else if (reading.route === 'image-locations' && method === 'POST') {
+      // Glance 2024.2's own call: only the race is the suite's to judge; the service answers the rest.
+      work = judgeChange(req, res, id, () => null);
+    } else if (reading.route === 'image-store' && method === 'DELETE') {
+      // Removing the image's data from one store removes a location: Glance (since Ussuri) allows it on active images only.
+      work = judgeChange(req, res, id, (image) => (image.status === 'active' ? null : storeConflict()));
+    } else if ((reading.route === 'image-file' || reading.route === 'image-stage') && method === 'PUT') {
+      work = registerUpload(req, res, id);
+    } else if (reading.route === 'image-import' && method === 'POST') {
+      work = registerUpload(req, res, id);
+    }
+    if (work === null) next();
+    else work.then(() => next(), next);
   };
+}
+
+/** Glance's 409 for deleting an image's data from a store while it is not active. */
+function storeConflict(): GlanceError {
+  return glanceError(409, 'location.conflict', "It's not allowed to remove image data from store if image status is not 'active'");
+}
+
+const PATCH_TYPE_D10 = 'application/openstack-images-v2.1-json-patch';
+
+/** Glance's 409 for adding a location while image data is being written. */
+function savingConflict(): GlanceError {
+  return glanceError(409, 'location.conflict', "It's not allowed to add locations if image status is saving.");
 }

@@ -10,6 +10,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { isGlanceError } from '../errors';
 import { pathOf } from '../http/media';
+import { readRequest, type Route } from '../request/read';
 import { reclaimCollections } from '../http/reclaim';
 import { IMAGE_STATUSES, type ImageLookup } from '../images/lookup';
 import type { ImageActivity } from '../locations/activity';
@@ -35,26 +36,33 @@ export interface MetricsOptions {
 /** What a request is about, for the `route` label. */
 export type RouteGroup = 'versions' | 'healthz' | 'metrics' | 'schemas' | 'metadefs' | 'images' | 'image' | 'image_data' | 'image_upload' | 'image_action' | 'other';
 
-const ROUTES: readonly [RegExp, RouteGroup][] = [
-  [/^\/(?:versions)?\/?$/i, 'versions'],
-  [/^\/healthz\/?$/i, 'healthz'],
-  [/^\/metrics\/?$/i, 'metrics'],
-  [/^\/v2\/schemas(?:\/|$)/i, 'schemas'],
-  [/^\/v2\/metadefs(?:\/|$)/i, 'metadefs'],
-  [/^\/v2\/images\/?$/i, 'images'],
-  [/^\/v2\/images\/[^/]+\/?$/i, 'image'],
-  [/^\/v2\/images\/[^/]+\/file\/?$/i, 'image_data'],
-  [/^\/v2\/images\/[^/]+\/(?:stage|import)\/?$/i, 'image_upload'],
-  [/^\/v2\/images\/[^/]+\/actions\/[^/]+\/?$/i, 'image_action'],
-];
+const GROUPS: Readonly<Record<Route, RouteGroup>> = {
+  versions: 'versions',
+  healthcheck: 'other',
+  images: 'images',
+  image: 'image',
+  'image-file': 'image_data',
+  'image-stage': 'image_upload',
+  'image-import': 'image_upload',
+  'image-locations': 'image_action',
+  'image-other': 'other',
+  'image-store': 'image_action',
+  schemas: 'schemas',
+  metadefs: 'metadefs',
+  'api-other': 'other',
+  other: 'other',
+};
 
-/** The route group of a request path (wherever the API is mounted, `/v2/...` is what counts). */
+/** The route group of a request, from the suite's one reading of it. */
 export function routeGroup(req: IncomingMessage): RouteGroup {
-  const path = pathOf(req);
-  const at = path.search(/\/v2\//i);
-  const tail = at > 0 ? path.slice(at) : path;
-  for (const [pattern, group] of ROUTES) if (pattern.test(tail)) return group;
-  return 'other';
+  const reading = readRequest(req);
+  if (reading.route === 'other' && reading.segments.length === 0) {
+    const path = pathOf(req).toLowerCase();
+    if (path === '/healthz' || path === '/healthz/') return 'healthz';
+    if (path === '/metrics' || path === '/metrics/') return 'metrics';
+  }
+  if (reading.route === 'image-other' && reading.segments[2]?.toLowerCase() === 'actions') return 'image_action';
+  return GROUPS[reading.route];
 }
 
 const STATUSES = new Set<string>(IMAGE_STATUSES);

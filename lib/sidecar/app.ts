@@ -10,6 +10,7 @@ import { hypervisorMetadefs, imageSchemas } from '../defaults/documents';
 import { imageFormats, type FormatListOption } from '../defaults/middleware';
 import { pythonJson } from '../http/json';
 import { pathOf } from '../http/media';
+import { readRequest, type Route } from '../request/read';
 import { rewriteJsonAnswer } from '../http/rewrite';
 import { httpImageLookup, type ImageFacts } from '../images/lookup';
 import { ImageActivity } from '../locations/activity';
@@ -41,25 +42,21 @@ export interface SidecarOptions {
   readonly metrics?: EdgeMetrics;
 }
 
-const FILE_PATH = /\/v2\/images\/([^/]+)\/file\/?$/;
 const facts = new WeakMap<IncomingMessage, ImageFacts>();
 
-/**
- * Reads that a middleware of the suite answers or changes: the version documents, /healthz, the
- * schemas and metadefs, image data. Case-insensitive and with or without a trailing slash, as
- * Express routes match.
- */
-const SUITE_READS = /^\/(?:versions\/?|healthz\/?|metrics\/?)?$|^\/v2\/(?:schemas|metadefs)(?:\/|$)|\/file\/?$/i;
+/** Routes of the image API whose answers a middleware of the suite answers or changes. */
+const SUITE_ROUTES: ReadonlySet<Route> = new Set(['versions', 'schemas', 'metadefs', 'image-file']);
+const SIDECAR_PATHS = new Set(['/healthz', '/healthz/', '/metrics', '/metrics/']);
 
 /**
- * Whether no middleware of the suite has anything to do with `req`: a GET or HEAD outside
- * SUITE_READS, with no percent-escape in its path (one might spell a path the suite handles).
+ * Whether no middleware of the suite has anything to do with `req`, by the suite's one reading of
+ * it: a request that cannot change anything, on a route the suite neither answers nor changes.
  * Every other request (every write, so every location change and upload) goes through the suite.
  */
 export function untouchedBySuite(req: IncomingMessage): boolean {
   if (req.method !== 'GET' && req.method !== 'HEAD') return false;
-  const path = pathOf(req);
-  return !path.includes('%') && !SUITE_READS.test(path);
+  const reading = readRequest(req);
+  return !reading.mayChange && reading.ambiguous === null && !SUITE_ROUTES.has(reading.route) && !SIDECAR_PATHS.has(pathOf(req).toLowerCase());
 }
 
 /** Build the sidecar app in front of `options.upstream`. */
@@ -117,7 +114,8 @@ function sidecarParts(options: SidecarOptions, frontInApp: boolean) {
   const agent = upstreamAgent(transport);
   const timeout = options.timeout ?? 60_000;
   const { logger, metrics } = options;
-  const plainLookup = httpImageLookup({ url: options.upstream, agent });
+  // Lookups ask at the image as the request spelt it, so the upstream reads them as it reads the request.
+  const plainLookup = httpImageLookup({ url: options.upstream, agent, asRequested: true });
   const lookup = metrics ? metrics.observeLookup(plainLookup) : plainLookup;
   const forwarder = forward({
     upstream: options.upstream,
@@ -248,12 +246,12 @@ function sidecarParts(options: SidecarOptions, frontInApp: boolean) {
   routes.use(hypervisorMetadefs());
   // Downloads: ranges served here from the upstream's data, whatever the upstream supports.
   routes.use(function downloads(req: IncomingMessage, res: ServerResponse, next: (err?: unknown) => void) {
-    const m = req.method === 'GET' || req.method === 'HEAD' ? FILE_PATH.exec(pathOf(req)) : null;
-    if (!m) {
+    const reading = readRequest(req);
+    if (reading.route !== 'image-file' || (reading.method !== 'GET' && reading.method !== 'HEAD') || reading.imageId === null) {
       next();
       return;
     }
-    lookup(decodeURIComponent(m[1] as string), req).then((image) => {
+    lookup(reading.imageId, req).then((image) => {
       // Not visible, or no data: the upstream gives its own answer.
       if (!image || !image.size) {
         forwarder(req, res, next);

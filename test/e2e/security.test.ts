@@ -557,7 +557,9 @@ describe('image ids that are not UUIDs never become paths', () => {
         if (method === 'GET' && suffix === '') expect(res.body).toBe(plainError('404 Not Found', `No image found with ID ${id}`));
       }
     }
-    expect(answers.filter((a) => !a.startsWith('404 '))).toEqual([]);
+    // 404, or 400 for a change whose id the services behind the suite would read differently
+    // (a dot segment, an encoded slash, a backslash or a NUL): never passed on unjudged.
+    expect(answers.filter((a) => !a.startsWith('404 ') && !(a.startsWith('400 ') && !a.startsWith('400 GET ')))).toEqual([]);
     // Paths not encoded at all: never an image route.
     for (const target of ['/v2/images/../../sentinel', '/v2/images/../../sentinel/file', '/v2/images/%2e%2e/%2e%2e/sentinel/file', '/v2/images/..%2f..%2fsentinel/file']) {
       const res = await exact(idsDemo.url, 'GET', target);

@@ -158,7 +158,13 @@ describe('the sidecar in front of upstreams that misbehave', () => {
   });
 
   it('should 502 and close the connection when the upstream resets during an upload, not read the rest', async () => {
-    const up = await upstream((req) => {
+    const up = await upstream((req, res) => {
+      // The lookup that comes before an upload: the image is there and queued.
+      if (req.method === 'GET') {
+        res.setHeader('content-type', 'application/json');
+        res.end(JSON.stringify({ id: IMAGE, status: 'queued', size: null, checksum: null, locations: [] }));
+        return;
+      }
       let n = 0;
       req.on('data', (c: Buffer) => {
         n += c.length;
