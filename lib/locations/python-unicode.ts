@@ -2,7 +2,7 @@
  * Python 3.11's Unicode tables (unicodedata 14.0.0), where Glance's reading of a patch depends on
  * them, so that every Node (whatever its ICU) reads a pointer as Glance does. Ranges are written as
  * `gap.length` pairs in base 36: `gap` code points after the previous range (from -1), then
- * `length` more after the first. test/locations/patch-python.test.ts compares every code point
+ * `length` more after the first. test/locations/patch-glance.test.ts compares every code point
  * with /usr/bin/python3.
  */
 
