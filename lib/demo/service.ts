@@ -339,14 +339,15 @@ export function imageService(options: ImageServiceOptions): Router {
     try {
       await activateWithData(id, await store.writeData(staged, store.blobPath(id), maxImageSize));
     } catch (err) {
-      // The staged data stays: the image is back to uploading, and may be imported again.
+      // As Glance reverts a failed import: the image is queued again, without the data.
       staged.destroy();
       await store.exclusive(id, async () => {
         const record = store.get(id);
         if (!record) await dropData(id);
         else if (record.status === 'importing') {
           await dropData(id);
-          await store.save(touch(record, { status: 'uploading' }));
+          await rm(store.stagingPath(id), { force: true });
+          await store.save(touch(record, { status: 'queued', size: null }));
         }
       });
       throw storageFailure(err);

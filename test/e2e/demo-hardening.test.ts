@@ -442,6 +442,23 @@ describe('2. Image data: a full disk', () => {
     expect(await show(base, id)).toMatchObject({ status: 'queued', size: null });
     expect(readdirSync(`/proc/${child.pid}/root${dataDir}/staging`)).toEqual([]);
   });
+
+  it('should 413 an import the disk cannot hold and queue the image again without its data, as Glance reverts one', async () => {
+    // 600 KiB of the 1 MiB are taken by the first test's image: 300 KiB stage, but do not import.
+    const id = await create(base);
+    const staged = randomBytes(300 * 1024);
+    const stage = await send(base, 'PUT', `/v2/images/${id}/stage`, staged, { 'content-type': 'application/octet-stream' });
+    expect(stage.status).toBe(204);
+    const body = JSON.stringify({ method: { name: 'glance-direct' } });
+    const res = await send(base, 'POST', `/v2/images/${id}/import`, body, { 'content-type': 'application/json' });
+    expect(res.status).toBe(413);
+    expect(res.body.toString()).toBe(plain('413 Request Entity Too Large', DISK_FULL));
+    expect(await show(base, id)).toMatchObject({ status: 'queued', size: null, locations: [] });
+    const seen = `/proc/${child.pid}/root${dataDir}`;
+    expect(readdirSync(path.join(seen, 'staging'))).toEqual([]);
+    expect(readdirSync(path.join(seen, 'tmp'))).toEqual([]);
+    expect(readdirSync(path.join(seen, 'blobs'))).toHaveLength(1);
+  });
 });
 
 describe('0. Error bodies: an unexpected failure', () => {
