@@ -238,7 +238,7 @@ function resolve(host: string, ms: number): Promise<dns.LookupAddress[]> {
 
 /**
  * The client: opens a location URL for the demo, at an address the policy allows, without
- * following redirects. `open` answers the response (200 or 206), or a failure.
+ * following redirects. `openLocation` answers the response (200 or 206), or why there is none.
  */
 export function locationClient(options: LocationClientOptions) {
   const { policy, timeout } = options;
