@@ -76,7 +76,6 @@ export function readPythonJson(body: Uint8Array): PyValue {
   return new PythonJsonReader(text).read();
 }
 
-const WS = new Set([0x20, 0x09, 0x0a, 0x0d]);
 const isDigit = (c: number) => c >= 0x30 && c <= 0x39;
 const ESCAPES: Readonly<Record<string, string>> = { '"': '"', '\\': '\\', '/': '/', b: '\b', f: '\f', n: '\n', r: '\r', t: '\t' };
 
@@ -89,7 +88,7 @@ class PythonJsonReader {
   }
 
   private ws(): void {
-    while (WS.has(this.s.charCodeAt(this.i))) this.i++;
+    for (let c = this.s.charCodeAt(this.i); c === 0x20 || c === 0x0a || c === 0x0d || c === 0x09; c = this.s.charCodeAt(this.i)) this.i++;
   }
 
   read(): PyValue {
