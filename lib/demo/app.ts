@@ -74,6 +74,8 @@ export function createDemoApp(options: DemoOptions): Express {
       showMultipleLocations: options.showMultipleLocations ?? true,
       activity,
       onRefused,
+      // The demo answers 415 to a patch in any other media type, as Glance does.
+      patchMediaTypes: 'glance',
     }),
   );
   app.use(imageFormats({ diskFormats, containerFormats }));

@@ -36,11 +36,10 @@ export class ImageActivity {
   }
 
   /**
-   * Start a location change for `id`. Resolves once it is this change's turn, to its release and
-   * whether it had to wait for another change, or to `'uploading'` if an upload of `id` is (or has
-   * come) in flight: the change must then be refused.
+   * Start a location change for `id`. Resolves once it is this change's turn, to its release, or
+   * to `'uploading'` if an upload of `id` is (or has come) in flight: the change must then be refused.
    */
-  async beginChange(id: string): Promise<{ readonly release: Release; readonly waited: boolean } | 'uploading'> {
+  async beginChange(id: string): Promise<{ readonly release: Release } | 'uploading'> {
     if (this.uploading(id)) return 'uploading';
     const previous = this.#changes.get(id);
     let done!: () => void;
@@ -56,7 +55,7 @@ export class ImageActivity {
       release();
       return 'uploading';
     }
-    return { release, waited: previous !== undefined };
+    return { release };
   }
 }
 

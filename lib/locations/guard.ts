@@ -30,6 +30,13 @@ export interface LocationGuardOptions {
   readonly caseSensitive?: boolean;
   /** The router behind the guard is strict about a trailing slash (Express's `strict`). Default false. */
   readonly strict?: boolean;
+  /**
+   * Which PATCH bodies are patches: `'json'` (the default) also judges a patch sent as
+   * `application/json` or `application/json-patch+json`, which a service other than Glance may read
+   * as one; `'glance'` only Glance's two patch media types, for a service that answers 415 to others
+   * as Glance does.
+   */
+  readonly patchMediaTypes?: 'glance' | 'json';
 }
 
 /** A location change the guard refused. */
@@ -44,15 +51,19 @@ export interface LocationRefusal {
   readonly req: IncomingMessage;
 }
 
-const OPTIONS = new Set(['lookup', 'showMultipleLocations', 'limit', 'activity', 'onRefused', 'caseSensitive', 'strict']);
+const OPTIONS = new Set(['lookup', 'showMultipleLocations', 'limit', 'activity', 'onRefused', 'caseSensitive', 'strict', 'patchMediaTypes']);
 
 /** Media types some image services read a JSON patch from, besides Glance's own two. */
 const LOOSE_PATCH_TYPES = new Set(['application/json', 'application/json-patch+json']);
 
 export type NextFunction = (err?: unknown) => void;
 
-/** Run `fn` once the answer to `res` is over, whether it finished or the connection closed. */
-export function whenAnswered(res: ServerResponse, fn: () => void): void {
+/**
+ * Run `fn` once the answer to `req` is over, whether it finished or the connection closed. (An
+ * answer queued behind one that closes the connection emits neither 'finish' nor 'close': its
+ * socket's 'close' comes all the same.)
+ */
+export function whenAnswered(req: IncomingMessage, res: ServerResponse, fn: () => void): void {
   if (res.writableFinished || res.destroyed) {
     fn();
     return;
@@ -63,10 +74,17 @@ export function whenAnswered(res: ServerResponse, fn: () => void): void {
     called = true;
     res.removeListener('finish', done);
     res.removeListener('close', done);
+    socket?.removeListener('close', done);
     fn();
   };
+  const socket = req.socket as IncomingMessage['socket'] | null;
+  if (socket?.destroyed) {
+    done();
+    return;
+  }
   res.on('finish', done);
   res.on('close', done);
+  socket?.on('close', done);
 }
 
 /** The key of an image in the race registry: its id as the service names it, as MySQL compares it. */
@@ -104,6 +122,9 @@ export function locationGuard(options: LocationGuardOptions) {
   if (typeof caseSensitive !== 'boolean') throw new TypeError("locationGuard: option 'caseSensitive' must be a boolean");
   const strict = options.strict ?? false;
   if (typeof strict !== 'boolean') throw new TypeError("locationGuard: option 'strict' must be a boolean");
+  const patchMediaTypes = options.patchMediaTypes ?? 'json';
+  if (patchMediaTypes !== 'glance' && patchMediaTypes !== 'json') throw new TypeError("locationGuard: option 'patchMediaTypes' must be 'glance' or 'json'");
+  const looseTypes = patchMediaTypes === 'json';
   const refuse = (req: IncomingMessage, imageId: string, error: GlanceError): GlanceError => {
     if (onRefused) {
       const conflict = error as Partial<LocationConflict>;
@@ -128,18 +149,17 @@ export function locationGuard(options: LocationGuardOptions) {
 
   /**
    * A location change of image `id`: looked up with the caller's identity (not visible: the
-   * service answers), refused at once while an upload of the image runs through the suite,
-   * otherwise judged by `decide` within the change's turn, which lasts until it is answered.
+   * service answers, and nothing is registered), refused at once while an upload of the image runs
+   * through the suite, otherwise its turn taken and the image asked again, so that the status it is
+   * judged on is read while no upload of the image can start. The turn lasts until it is answered.
    */
   async function judgeChange(req: IncomingMessage, res: ServerResponse, id: string, decide: (image: LocationImage) => GlanceError | null): Promise<void> {
     const seen = await lookup(id, req);
     if (seen === null) return;
-    const key = registryKey(seen);
-    const turn = await activity.beginChange(key);
+    const turn = await activity.beginChange(registryKey(seen));
     if (turn === 'uploading') throw refuse(req, id, decide({ status: 'saving', locations: null }) ?? savingConflict());
-    whenAnswered(res, turn.release);
-    // Another change of the image was answered while this one waited: ask again.
-    const image = turn.waited ? await lookup(id, req) : seen;
+    whenAnswered(req, res, turn.release);
+    const image = await lookup(id, req);
     if (image === null) return;
     const refusal = decide(image);
     if (refusal) throw refuse(req, id, refusal);
@@ -150,7 +170,7 @@ export function locationGuard(options: LocationGuardOptions) {
     const image = await lookup(id, req);
     if (image === null) return;
     const release = await activity.beginUpload(registryKey(image));
-    whenAnswered(res, release);
+    whenAnswered(req, res, release);
   }
 
   return function locationGuard(req: IncomingMessage, res: ServerResponse, next: NextFunction): void {
@@ -167,8 +187,9 @@ export function locationGuard(options: LocationGuardOptions) {
     const method = reading.method;
     let work: Promise<void> | null = null;
     if (reading.route === 'image' && method === 'PATCH') {
-      const type = reading.mediaType;
-      const loose = LOOSE_PATCH_TYPES.has(type);
+      // Glance compares its media types exactly; services that read other types, without regard to case.
+      const type = looseTypes ? reading.mediaType : reading.mediaTypeAsSent;
+      const loose = looseTypes && LOOSE_PATCH_TYPES.has(type);
       const draftType = Object.keys(PATCH_MEDIA_TYPES).find((t) => t === type);
       if (draftType !== undefined || loose) work = judgePatch(req, res, id, draftType ?? PATCH_TYPE_D10, loose);
     } else if (reading.route === 'image-locations' && method === 'POST') {

@@ -41,8 +41,11 @@ const RESERVED = new Set(['location', 'deleted', 'deleted_at']);
 
 const bad = (message: string) => glanceError(400, 'patch.invalid', message);
 
-/** webob's bare 500, which Glance's wsgi Resource answers when reading a patch raises anything but an HTTP error. */
-const glanceFails = () => glanceError(500, 'patch.unreadable', 'The server has either erred or is incapable of performing the requested operation.');
+/**
+ * A patch Glance's deserializer fails on with an exception of its own, which Glance answers with a
+ * bare 500: the suite answers a 400 that says why (ours), and passes none of it on.
+ */
+const glanceFails = (why: string) => glanceError(400, 'patch.unreadable', `The patch cannot be read: ${why}.`);
 
 /**
  * Parse a patch body sent with one of {@link PATCH_MEDIA_TYPES}, exactly as Glance's
@@ -61,7 +64,7 @@ export function parseImagePatch(body: Buffer, mediaType: string): PatchOp[] {
   try {
     doc = readPythonJson(body);
   } catch (err) {
-    if (err instanceof PythonJsonError && err.reason === 'depth') throw glanceFails();
+    if (err instanceof PythonJsonError && err.reason === 'depth') throw glanceFails('the JSON is nested too deeply');
     throw bad('Malformed JSON in request body.');
   }
   // JSONRequestDeserializer.from_json, then update().
@@ -96,7 +99,7 @@ export function glanceLocationPosition(token: string | undefined, count: number,
   let pos: number;
   if (pyIsDigit(token)) {
     const n = pyIntOfDigits(token);
-    if (n === undefined) throw glanceFails();
+    if (n === undefined) throw glanceFails(`'${token}' is not a position`);
     if (!forAdd && n >= BigInt(count)) return null;
     pos = Number(n);
   } else if (token === '-') {
@@ -140,7 +143,7 @@ const ADJACENT_SLASHES = new RegExp(`/[${PY_WHITESPACE}]*/`);
 /** Glance's `_validate_json_pointer` and `_decode_json_pointer`. */
 function decodePointer(pointer: PyValue): string[] {
   // `pointer.startswith` on anything but a str raises AttributeError: Glance's 500.
-  if (typeof pointer !== 'string') throw glanceFails();
+  if (typeof pointer !== 'string') throw glanceFails('a pointer is not a string');
   if (!pointer.startsWith('/')) throw bad(`Pointer \`${pointer}\` does not start with "/".`);
   if (ADJACENT_SLASHES.test(pointer.slice(1))) throw bad(`Pointer \`${pointer}\` contains adjacent "/".`);
   if (pointer.length > 1 && pointer.endsWith('/')) throw bad(`Pointer \`${pointer}\` end with "/".`);

@@ -80,6 +80,8 @@ export interface RequestReading {
   readonly ambiguous: string | null;
   /** The media type of the body: lower-cased, without parameters; '' when none was sent. */
   readonly mediaType: string;
+  /** The media type as sent, without parameters (webob's `content_type`, which Glance compares exactly). */
+  readonly mediaTypeAsSent: string;
   /** Whether the request could change something: its method or any override is not GET, HEAD or OPTIONS. */
   readonly mayChange: boolean;
 }
@@ -136,7 +138,8 @@ export function readTarget(method: string, target: string, rawHeaders: readonly 
     else if (METHOD_OVERRIDE_HEADERS.has(name)) overrides.push(value);
   }
   const semi = contentType.indexOf(';');
-  const mediaType = (semi === -1 ? contentType : contentType.slice(0, semi)).trim().toLowerCase();
+  const mediaTypeAsSent = (semi === -1 ? contentType : contentType.slice(0, semi)).trim();
+  const mediaType = mediaTypeAsSent.toLowerCase();
   if (method.toUpperCase() === 'POST' && FORM_TYPES.has(mediaType)) problems.push('a form body may name another method');
 
   // The target: the query apart; an absolute target's scheme and host and a fragment dropped by
@@ -259,6 +262,7 @@ export function readTarget(method: string, target: string, rawHeaders: readonly 
     trailingSlash,
     ambiguous: problems.length > 0 ? problems.join('; ') : null,
     mediaType,
+    mediaTypeAsSent,
     mayChange,
   };
 }

@@ -19,7 +19,7 @@ import { serveImage, type ImageData } from '../ranges/serve';
 import { accessLog, logLegacyRange, logRefusal, requestIdOf, type Logger } from '../observe/logs';
 import { both, metricsEndpoint, type EdgeMetrics } from '../observe/metrics';
 import type { LegacyUse } from '../ranges/legacy';
-import { endToEnd, forward, isStaleConnection, upstreamAgent } from './forward';
+import { endToEnd, forward, framingRefusal, isStaleConnection, upstreamAgent } from './forward';
 
 export interface SidecarOptions {
   /** Base URL of the upstream image service. */
@@ -86,6 +86,12 @@ export function createSidecarHandler(options: SidecarOptions): (req: IncomingMes
   // The access line's request id: the forwarder puts it among the upstream's headers; every other
   // answer gets it set here, before the suite's middlewares write anything.
   const dispatch = (req: IncomingMessage, res: ServerResponse) => {
+    // A request framed ambiguously is refused before anything, a lookup included, goes upstream.
+    const refusal = framingRefusal(req);
+    if (refusal !== null) {
+      sendGlanceError(req, res, refusal);
+      return;
+    }
     if (untouchedBySuite(req)) {
       forwarder(req, res, fail(req, res));
       return;
@@ -136,7 +142,8 @@ function sidecarParts(options: SidecarOptions, frontInApp: boolean) {
   /** Open a byte range of the image data upstream, with the caller's own headers. */
   const openUpstream = (req: IncomingMessage, range?: { start: number; end: number }, mayRetry = true): Promise<IncomingMessage> =>
     new Promise<IncomingMessage>((resolve, reject) => {
-      const own = new Set(['range', 'content-range', 'if-range', 'accept-encoding']);
+      // Its own range, and no body: the client's framing and Expect are not this request's.
+      const own = new Set(['range', 'content-range', 'if-range', 'accept-encoding', 'content-length', 'expect']);
       const headers = Object.fromEntries(Object.entries(endToEnd(req.headers)).filter(([name]) => !own.has(name)));
       if (range) {
         if (options.legacyUpstream) headers['content-range'] = `bytes ${range.start}-${range.end}/*`;

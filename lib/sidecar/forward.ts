@@ -109,6 +109,32 @@ function hopByHop(name: string, named: Set<string> | null): boolean {
   return HOP_BY_HOP.has(name) || (named !== null && named.has(name));
 }
 
+// Refusals of ambiguous framing. The connection is closed after the answer: a client that frames
+// a body ambiguously may have meant the rest of its bytes for a reader that frames it otherwise.
+const close = { headers: { Connection: 'close' } };
+const framingRefusals: Readonly<Record<FramingFault, GlanceError>> = {
+  'length-and-chunked': glanceError(400, 'request.framing', 'A request may not carry both Content-Length and Transfer-Encoding.', close),
+  'differing-lengths': glanceError(400, 'request.framing', 'The request carries differing Content-Length values.', close),
+  'bad-length': glanceError(400, 'request.framing', 'The Content-Length of the request is not a number of bytes.', close),
+  'unsupported-coding': glanceError(400, 'request.framing', 'Transfer-Encoding other than chunked is not supported.', close),
+};
+const afterRefusal = glanceError(400, 'request.framing', 'A request before this one on the connection was refused for its framing.', close);
+
+/**
+ * The refusal of a request whose framing is ambiguous, or that came on a connection where one was
+ * refused (its answer is never written: the connection closes after the refusal before it); null
+ * for a request the forwarder may send on. The sidecar asks this before anything else, so that a
+ * refused request does not even cause a lookup upstream.
+ */
+export function framingRefusal(req: IncomingMessage): GlanceError | null {
+  const framing = requestFraming(req.headers, req.rawHeaders);
+  if (framing !== 'none' && framing !== 'length' && framing !== 'chunked') {
+    refusedConnections.add(req.socket);
+    return framingRefusals[framing];
+  }
+  return refusedConnections.has(req.socket) ? afterRefusal : null;
+}
+
 /** A handler that forwards every request it gets to the upstream. Mount it last, before the error handler. */
 export function forward(options: ForwardOptions) {
   let base: URL;
@@ -125,16 +151,6 @@ export function forward(options: ForwardOptions) {
   const prefix = base.pathname.replace(/\/+$/, '');
   const upstreamOrigin = base.origin;
   const timedOut = glanceError(504, 'upstream.timeout', `The image service did not answer within ${timeout} ms.`);
-  // Refusals of ambiguous framing. The connection is closed after the answer: a client that frames
-  // a body ambiguously may have meant the rest of its bytes for a reader that frames it otherwise.
-  const close = { headers: { Connection: 'close' } };
-  const framingRefusals: Readonly<Record<FramingFault, GlanceError>> = {
-    'length-and-chunked': glanceError(400, 'request.framing', 'A request may not carry both Content-Length and Transfer-Encoding.', close),
-    'differing-lengths': glanceError(400, 'request.framing', 'The request carries differing Content-Length values.', close),
-    'bad-length': glanceError(400, 'request.framing', 'The Content-Length of the request is not a number of bytes.', close),
-    'unsupported-coding': glanceError(400, 'request.framing', 'Transfer-Encoding other than chunked is not supported.', close),
-  };
-  const afterRefusal = glanceError(400, 'request.framing', 'A request before this one on the connection was refused for its framing.', close);
 
   // Requests sent and waiting for the upstream's answer, checked by one coarse timer (a tenth of the
   // timeout, at most a second) rather than a socket timeout each: arming and clearing one per
@@ -215,17 +231,12 @@ export function forward(options: ForwardOptions) {
   const onAnswer = options.onAnswer;
   const requestId = options.requestId;
   return function forward(req: IncomingMessage, res: ServerResponse, next: NextFunction): void {
-    const framing = requestFraming(req.headers, req.rawHeaders);
-    if (framing !== 'none' && framing !== 'length' && framing !== 'chunked') {
-      refusedConnections.add(req.socket);
-      next(framingRefusals[framing]);
+    const refusal = framingRefusal(req);
+    if (refusal !== null) {
+      next(refusal);
       return;
     }
-    if (refusedConnections.has(req.socket)) {
-      // Its answer is never written: the connection closes after the refusal before it.
-      next(afterRefusal);
-      return;
-    }
+    const framing = requestFraming(req.headers, req.rawHeaders) as RequestFraming;
     const proto = 'encrypted' in req.socket && req.socket.encrypted ? 'https' : 'http';
     const headers = upstreamHeaders(req, proto, framing);
     // No body: none is sent (upstreamHeaders says `Content-Length: 0` for a method that usually has one).

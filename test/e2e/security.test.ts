@@ -268,11 +268,12 @@ describe('1. Location changes through the sidecar: the lookup asks with the call
     expect(failed.status).toBe(502);
     expect(failed.body.toString()).toBe(plainError('502 Bad Gateway', 'The image service answered 500 when asked for the image status.'));
 
-    // Upstream: three lookups (GET /v2/images/{id}), each with every credential exactly as sent;
-    // the forwarded PATCH and the data request carry them too.
+    // Upstream: four lookups (GET /v2/images/{id}: two for the change, one for the download, one for
+    // the change that fails), each with every credential exactly as sent; the forwarded PATCH and
+    // the data request carry them too.
     const seen = upstream.seen.slice(from);
     const lookups = seen.filter((r) => r.method === 'GET' && /^\/v2\/images\/[^/]+$/.test(r.url));
-    expect(lookups.map((r) => r.url)).toEqual([`/v2/images/${IMG.credentials}`, `/v2/images/${IMG.credentials}`, `/v2/images/${IMG.broken}`]);
+    expect(lookups.map((r) => r.url)).toEqual([`/v2/images/${IMG.credentials}`, `/v2/images/${IMG.credentials}`, `/v2/images/${IMG.credentials}`, `/v2/images/${IMG.broken}`]);
     for (const r of seen) expect(r.headers).toMatchObject(secrets);
     expect(seen.map((r) => `${r.method} ${r.url}`)).toEqual(
       expect.arrayContaining([`PATCH /v2/images/${IMG.credentials}`, `GET /v2/images/${IMG.credentials}/file`]),

@@ -278,7 +278,7 @@ describe.each<[string, typeof express]>([
       expect(res.headers['content-length']).toBe(String(conflictText('remove', 'queued').length));
       expect(res.headers['x-backing']).toBeUndefined();
       expect((res.body as Buffer).toString('utf8')).toBe(conflictText('remove', 'queued'));
-      expect(calls).toEqual(['queued']);
+      expect(calls).toEqual(['queued', 'queued']);
       expect(app.seen).toEqual([]);
     });
 
@@ -380,9 +380,19 @@ describe.each<[string, typeof express]>([
   });
 
   describe('what passes through untouched', () => {
-    it('should 200 from the handler for a location patch sent as application/json, with no lookup', async () => {
+    it('should 409 a location patch sent as application/json, which a service other than Glance may apply', async () => {
       const { lookup, calls } = fakeLookup(IMAGES);
       const app = await startApp(factory, { lookup });
+      const res = await patch(app, 'queued', REMOVE_0, 'application/json');
+      expect(res.status).toBe(409);
+      expect((res.body as Buffer).toString('utf8')).toBe(conflictText('remove', 'queued'));
+      expect(calls).toEqual(['queued', 'queued']);
+      expect(app.seen).toEqual([]);
+    });
+
+    it("should 200 from the handler for a location patch sent as application/json, with no lookup, with patchMediaTypes 'glance'", async () => {
+      const { lookup, calls } = fakeLookup(IMAGES);
+      const app = await startApp(factory, { lookup, patchMediaTypes: 'glance' });
       const res = await patch(app, 'queued', REMOVE_0, 'application/json');
       expect(res.status).toBe(200);
       expect(res.headers['x-backing']).toBe('echo');
@@ -467,7 +477,7 @@ describe.each<[string, typeof express]>([
       expect(res.headers['x-backing']).toBe('echo');
       expect(res.headers['content-length']).toBe(String(body.length));
       expect(res.body).toEqual(body);
-      expect(calls).toEqual(['active']);
+      expect(calls).toEqual(['active', 'active']);
       expect(app.seen).toEqual([{ method: 'PATCH', url: '/v2/images/active', contentType: V21, body }]);
     });
 
@@ -482,7 +492,7 @@ describe.each<[string, typeof express]>([
       expect(res.headers['x-backing']).toBe('echo');
       expect(res.headers['content-length']).toBe(String(whole.length));
       expect(res.body).toEqual(whole);
-      expect(calls).toEqual(['active']);
+      expect(calls).toEqual(['active', 'active']);
       expect(app.seen).toEqual([{ method: 'PATCH', url: '/v2/images/active', contentType: V21, body: whole }]);
     });
 
@@ -550,7 +560,9 @@ describe.each<[string, typeof express]>([
       expect(res.status).toBe(409);
       expect(res.headers['content-type']).toBe('text/plain; charset=UTF-8');
       expect((res.body as Buffer).toString('utf8')).toBe(conflictText('remove', 'queued'));
-      expect(upstreamSeen).toHaveLength(1);
+      // Once to see that the caller may see the image, once within the change's turn.
+      expect(upstreamSeen).toHaveLength(2);
+      expect(upstreamSeen[1]).toEqual(upstreamSeen[0]);
       expect(upstreamSeen[0]?.method).toBe('GET');
       expect(upstreamSeen[0]?.url).toBe('/v2/images/queued');
       expect(upstreamSeen[0]?.headers['x-auth-token']).toBe(TOKEN);
@@ -565,6 +577,7 @@ describe.each<[string, typeof express]>([
       expect(res.headers['x-backing']).toBe('echo');
       expect((res.body as Buffer).toString('utf8')).toBe(REMOVE_0);
       expect(upstreamSeen.map((r) => [r.method, r.url, r.headers['authorization'], r.headers['x-auth-token']])).toEqual([
+        ['GET', '/v2/images/active', 'Bearer abc.DEF/ghi', TOKEN],
         ['GET', '/v2/images/active', 'Bearer abc.DEF/ghi', TOKEN],
       ]);
     });
@@ -640,7 +653,10 @@ describe.each<[string, typeof express]>([
       const res = await patch(app, 'queued', REMOVE_0).set('X-Auth-Token', TOKEN);
       expect(res.status).toBe(409);
       expect((res.body as Buffer).toString('utf8')).toBe(conflictText('remove', 'queued'));
-      expect(upstreamSeen.map((r) => [r.url, r.headers['x-auth-token']])).toEqual([['/v2/images/queued', TOKEN]]);
+      expect(upstreamSeen.map((r) => [r.url, r.headers['x-auth-token']])).toEqual([
+        ['/v2/images/queued', TOKEN],
+        ['/v2/images/queued', TOKEN],
+      ]);
     });
   });
 
@@ -668,12 +684,13 @@ describe.each<[string, typeof express]>([
       expect(refused.status).toBe(409);
       expect(refused.headers['content-type']).toBe('text/plain; charset=UTF-8');
       expect((refused.body as Buffer).toString('utf8')).toBe(conflictText('remove', 'saving'));
-      expect(calls).toEqual([]);
+      // The upload's lookup, and the change's: both callers may see the image.
+      expect(calls).toEqual(['active', 'active']);
 
-      // Another image is not concerned.
+      // Another image is not concerned: looked up, its turn taken, looked up again.
       const other = await patch(app, 'queued', '[{"op": "add", "path": "/locations/-", "value": {"url": "http://127.0.0.1:1/x", "metadata": {}}}]');
       expect(other.status).toBe(200);
-      expect(calls).toEqual(['queued']);
+      expect(calls).toEqual(['active', 'active', 'queued', 'queued']);
 
       gate.resolve();
       const uploaded = await uploading;
@@ -685,7 +702,7 @@ describe.each<[string, typeof express]>([
       expect(judged.status).toBe(200);
       expect(judged.headers['x-backing']).toBe('echo');
       expect((judged.body as Buffer).toString('utf8')).toBe(REMOVE_0);
-      expect(calls).toEqual(['queued', 'active']);
+      expect(calls).toEqual(['active', 'active', 'queued', 'queued', 'active', 'active']);
       expect(app.seen.map((s) => [s.method, s.url, s.body.toString('utf8')])).toEqual([
         ['PUT', '/v2/images/active/file', FIXTURE.toString()],
         ['PATCH', '/v2/images/queued', '[{"op": "add", "path": "/locations/-", "value": {"url": "http://127.0.0.1:1/x", "metadata": {}}}]'],
@@ -696,11 +713,15 @@ describe.each<[string, typeof express]>([
     it('should hold an upload until the pending location change of its image is answered (200)', async () => {
       const lookupStarted = deferred();
       const lookupGate = deferred();
+      // The change's second lookup, made within its turn, waits for the gate.
+      let lookups = 0;
       const app = await startApp(factory, {
         lookup: async (id) => {
           app.events.push(`lookup:${id}`);
-          lookupStarted.resolve();
-          await lookupGate.promise;
+          if (++lookups === 2) {
+            lookupStarted.resolve();
+            await lookupGate.promise;
+          }
           return IMAGES[id] ?? null;
         },
       });
@@ -709,7 +730,7 @@ describe.each<[string, typeof express]>([
       await lookupStarted.promise;
       const uploading = request(app.url).put('/v2/images/active/file').send(FIXTURE).buffer(true).parse(rawBody).then((res) => res);
       await sleep(150);
-      expect(app.events).toEqual(['lookup:active']);
+      expect(app.events).toEqual(['lookup:active', 'lookup:active', 'lookup:active']);
 
       lookupGate.resolve();
       const changed = await changing;
@@ -720,17 +741,21 @@ describe.each<[string, typeof express]>([
       expect(uploaded.status).toBe(204);
       expect(uploaded.headers['x-backing']).toBe('upload');
       expect(uploaded.body).toEqual(Buffer.alloc(0));
-      expect(app.events).toEqual(['lookup:active', 'handler:PATCH', 'finish:PATCH', 'upload:start', 'upload:finish']);
+      expect(app.events).toEqual(['lookup:active', 'lookup:active', 'lookup:active', 'handler:PATCH', 'finish:PATCH', 'upload:start', 'upload:finish']);
     });
 
     it('should hold an upload until the pending location change of its image is refused (409)', async () => {
       const lookupStarted = deferred();
       const lookupGate = deferred();
+      // The change's second lookup, made within its turn, waits for the gate.
+      let lookups = 0;
       const app = await startApp(factory, {
         lookup: async (id) => {
           app.events.push(`lookup:${id}`);
-          lookupStarted.resolve();
-          await lookupGate.promise;
+          if (++lookups === 2) {
+            lookupStarted.resolve();
+            await lookupGate.promise;
+          }
           return IMAGES[id] ?? null;
         },
       });
@@ -742,7 +767,7 @@ describe.each<[string, typeof express]>([
         return res;
       });
       await sleep(150);
-      expect(app.events).toEqual(['lookup:queued']);
+      expect(app.events).toEqual(['lookup:queued', 'lookup:queued', 'lookup:queued']);
 
       lookupGate.resolve();
       const changed = await changing;
@@ -778,7 +803,7 @@ describe.each<[string, typeof express]>([
       expect(refused.status).toBe(409);
       expect(refused.headers['content-type']).toBe('text/plain; charset=UTF-8');
       expect((refused.body as Buffer).toString('utf8')).toBe(conflictText('add', 'saving'));
-      expect(calls).toEqual([]);
+      expect(calls).toEqual(['queued', 'queued']);
 
       gate.resolve();
       const uploaded = await uploading;
@@ -790,10 +815,13 @@ describe.each<[string, typeof express]>([
     it('should 200 at once an upload of another image while a location change is pending', async () => {
       const lookupStarted = deferred();
       const lookupGate = deferred();
+      let lookups = 0;
       const app = await startApp(factory, {
         lookup: async (id) => {
-          lookupStarted.resolve();
-          await lookupGate.promise;
+          if (++lookups === 2) {
+            lookupStarted.resolve();
+            await lookupGate.promise;
+          }
           return IMAGES[id] ?? null;
         },
       });

@@ -91,7 +91,7 @@ function tsPositions(op: PatchOp): unknown[] | undefined {
       const pos = glanceLocationPosition(op.path[1], count, op.op === 'add');
       return pos === null ? null : String(pos);
     } catch (err) {
-      if (isGlanceError(err) && err.status === 500) return { error: 'ValueError' };
+      if (isGlanceError(err) && err.type === 'patch.unreadable') return { error: 'ValueError' };
       throw err;
     }
   });
@@ -104,6 +104,11 @@ function ours(body: Buffer, type: MediaType): Reading {
   } catch (err) {
     if (!isGlanceError(err)) throw err;
     const e = err as GlanceError;
+    // Where Glance's deserializer raises and Glance answers a bare 500, the suite answers 400 (ours).
+    if (e.type === 'patch.unreadable') {
+      expect(e.status).toBe(400);
+      return { ok: false, status: 500, explanation: GLANCE_500, detail: '' };
+    }
     return { ok: false, status: e.status, explanation: e.explanation, detail: e.detail };
   }
   return {

@@ -81,7 +81,8 @@ describe('metrics', () => {
     expect(text).toContain('glance_edge_http_requests_total{method="PATCH",route="image",status="409"} 3');
     expect(text).toContain('glance_edge_http_requests_total{method="PATCH",route="image",status="200"} 1');
     expect(text).toContain('glance_edge_http_requests_total{method="GET",route="images",status="200"} 1');
-    expect(text).toMatch(/glance_edge_upstream_latency_seconds_count\{kind="lookup"\} 4\n/);
+    // Two lookups a change: whether the caller may see the image, then its status within the turn.
+    expect(text).toMatch(/glance_edge_upstream_latency_seconds_count\{kind="lookup"\} 8\n/);
     expect(text).toContain('nodejs_heap_size_used_bytes'.replace('nodejs', 'glance_edge_nodejs'));
   });
 
