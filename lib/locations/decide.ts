@@ -6,7 +6,8 @@
  * Glance's images controller applies them; one refused op refuses the whole patch.
  */
 import { glanceError, type GlanceError } from '../errors';
-import type { PatchOp } from './patch';
+import { glanceFails, type PatchOp } from './patch';
+import { pyIntOfDigits, pyIsDigit } from './python';
 
 export interface LocationImage {
   readonly status: string;
@@ -27,22 +28,34 @@ export interface LocationPolicy {
 
 const VERB = { add: 'add', remove: 'remove', replace: 'update' } as const;
 
-/** Python truthiness of a JSON value: Glance refuses a replace whose value is falsy. */
+/** Python truthiness of a JSON value: Glance refuses a replace whose value is falsy (NaN is not). */
 function truthy(v: unknown): boolean {
   if (Array.isArray(v)) return v.length > 0;
   if (typeof v === 'object' && v !== null) return Object.keys(v).length > 0;
+  if (typeof v === 'number') return v !== 0;
   return Boolean(v);
 }
 
-/** Glance's position rule: digits, or `-` for the last element (remove) or the end (add). */
+/**
+ * Glance's position rule (`_get_location_position`): a token `str.isdigit()` accepts, read by
+ * `int()` (Unicode digits count: `/locations/٣` is position 3), or `-` for the last element
+ * (remove) or the end (add); null where Glance answers `Invalid position for ... a location.`
+ * Throws a 400 where Glance's `int()` raises and Glance answers a bare 500 (`'²'`, which
+ * `isdigit()` accepts, or more than 4300 digits).
+ */
 export function locationPosition(token: string | undefined, count: number, forAdd: boolean): number | null {
   if (token === undefined) return null;
-  if (/^[0-9]+$/.test(token)) {
-    const pos = Number(token);
-    return forAdd || pos < count ? pos : null;
+  let pos: number;
+  if (pyIsDigit(token)) {
+    const n = pyIntOfDigits(token);
+    if (n === undefined) throw glanceFails(`'${token}' is not a position`);
+    if (!forAdd && n >= BigInt(count)) return null;
+    pos = Number(n);
+  } else if (token === '-') {
+    pos = forAdd ? count : count - 1;
+  } else {
+    return null;
   }
-  if (token !== '-') return null;
-  const pos = forAdd ? count : count - 1;
   return forAdd || (pos >= 0 && pos < count) ? pos : null;
 }
 

@@ -4,7 +4,7 @@
  */
 import { glanceError } from '../errors';
 import { PythonJsonError, readPythonJson, type PyDict, type PyValue } from '../http/json';
-import { PY_WHITESPACE, pyIntOfDigits, pyIsDigit, pyStrip, pyStrOf, pyStrOfJs, toJsValue } from './python';
+import { PY_WHITESPACE, pyStrip, pyStrOf, pyStrOfJs, toJsValue } from './python';
 
 /** Glance's two patch media types and the JSON-patch draft each speaks. */
 export const PATCH_MEDIA_TYPES: Readonly<Record<string, 4 | 10>> = {
@@ -45,7 +45,7 @@ const bad = (message: string) => glanceError(400, 'patch.invalid', message);
  * A patch Glance's deserializer fails on with an exception of its own, which Glance answers with a
  * bare 500: the suite answers a 400 that says why (ours), and passes none of it on.
  */
-const glanceFails = (why: string) => glanceError(400, 'patch.unreadable', `The patch cannot be read: ${why}.`);
+export const glanceFails = (why: string) => glanceError(400, 'patch.unreadable', `The patch cannot be read: ${why}.`);
 
 /**
  * Parse a patch body sent with one of {@link PATCH_MEDIA_TYPES}, exactly as Glance's
@@ -85,29 +85,6 @@ export function parseImagePatch(body: Buffer, mediaType: string): PatchOp[] {
 /** The ops of a patch that touch `/locations`. */
 export function locationOps(ops: readonly PatchOp[]): PatchOp[] {
   return ops.filter((o) => o.path[0] === 'locations');
-}
-
-/**
- * The position a `/locations/N` token names, as Glance's images controller reads it
- * (`_get_locations_op_pos`): `str.isdigit()` then `int()`, so any Unicode decimal digits count
- * (`'٣'` is 3), or `-` for the last location (remove) or the end (add). Null where Glance answers
- * `Invalid position for ... a location.`; throws Glance's 500 where `int()` raises (`'²'`, which
- * `isdigit()` accepts, or more than 4300 digits).
- */
-export function glanceLocationPosition(token: string | undefined, count: number, forAdd: boolean): number | null {
-  if (token === undefined) return null;
-  let pos: number;
-  if (pyIsDigit(token)) {
-    const n = pyIntOfDigits(token);
-    if (n === undefined) throw glanceFails(`'${token}' is not a position`);
-    if (!forAdd && n >= BigInt(count)) return null;
-    pos = Number(n);
-  } else if (token === '-') {
-    pos = forAdd ? count : count - 1;
-  } else {
-    return null;
-  }
-  return forAdd || (pos >= 0 && pos < count) ? pos : null;
 }
 
 function operationD10(change: PyDict): PatchOpName {

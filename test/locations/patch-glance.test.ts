@@ -20,7 +20,8 @@
 import fc from 'fast-check';
 import { isGlanceError, type GlanceError } from '../../lib/errors';
 import { PY_WHITESPACE, pyDecimal, pyIsDigitChar, pyIsPrintable, pyIsSpace, pyStrRepr, pyFloatRepr } from '../../lib/locations/python';
-import { glanceLocationPosition, parseImagePatch, type PatchOp } from '../../lib/locations/patch';
+import { locationPosition } from '../../lib/locations/decide';
+import { parseImagePatch, type PatchOp } from '../../lib/locations/patch';
 import { envInt } from '../helpers/env';
 import { POSITION_COUNTS, PYTHON, startGlancePatchReader, type GlanceChange, type GlancePatchReader, type GlanceReading, type GlanceValue } from '../helpers/glance-patch';
 import { execFileSync } from 'node:child_process';
@@ -88,7 +89,7 @@ function tsPositions(op: PatchOp): unknown[] | undefined {
   if (op.path[0] !== 'locations' || op.path.length !== 2 || op.op === 'replace') return undefined;
   return POSITION_COUNTS.map((count) => {
     try {
-      const pos = glanceLocationPosition(op.path[1], count, op.op === 'add');
+      const pos = locationPosition(op.path[1], count, op.op === 'add');
       return pos === null ? null : String(pos);
     } catch (err) {
       if (isGlanceError(err) && err.type === 'patch.unreadable') return { error: 'ValueError' };
