@@ -5,7 +5,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { inspectBody } from '../http/body';
 import { toImageLookup, type ImageFacts, type ImageLookup } from '../images/lookup';
-import { readRequest, type RequestReading } from '../request/read';
+import { readRequest } from '../request/read';
 import { ImageActivity } from './activity';
 import { glanceError, type GlanceError } from '../errors';
 import { decideLocationPatch, type LocationConflict, type LocationImage } from './decide';
@@ -92,11 +92,6 @@ function registryKey(image: ImageFacts): string {
   return image.id.toLowerCase().replace(/ +$/, '');
 }
 
-/** Whether a request could name an image although its reading is ambiguous. */
-function mayNameImage(reading: RequestReading, req: IncomingMessage): boolean {
-  return reading.route !== 'other' || /images/i.test(req.url ?? '');
-}
-
 /**
  * Create the location guard. Mount it in front of the image API (before any body parser); send
  * its errors to {@link glanceErrorHandler} or your own. It reads each request once, through
@@ -175,7 +170,8 @@ export function locationGuard(options: LocationGuardOptions) {
 
   return function locationGuard(req: IncomingMessage, res: ServerResponse, next: NextFunction): void {
     const reading = readRequest(req);
-    if (reading.ambiguous !== null && reading.mayChange && mayNameImage(reading, req)) {
+    // Whatever route it seems to name: an ambiguous spelling may name an image to another reader.
+    if (reading.ambiguous !== null && reading.mayChange) {
       next(glanceError(400, 'request.ambiguous', `This request cannot be read unambiguously: ${reading.ambiguous}.`, { headers: { Connection: 'close' } }));
       return;
     }

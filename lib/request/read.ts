@@ -203,6 +203,8 @@ export function readTarget(method: string, target: string, rawHeaders: readonly 
   let rest: string[];
   let restAt: number;
   const routingHeaders: [string, string][] = [];
+  // Glance's version negotiation reads a versioning Accept whatever the path: a lookup carries it too.
+  if (versioning !== null) for (const accept of accepts) routingHeaders.push(['Accept', accept]);
   const first = segments[0];
   if (first !== undefined && VERSION.test(first)) {
     version = first.toLowerCase();
@@ -213,7 +215,6 @@ export function readTarget(method: string, target: string, rawHeaders: readonly 
     version = versioning;
     rest = segments;
     restAt = 0;
-    for (const accept of accepts) routingHeaders.push(['Accept', accept]);
   } else {
     rest = [];
     restAt = 0;
