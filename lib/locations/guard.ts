@@ -9,7 +9,9 @@ import { readRequest } from '../request/read';
 import { ImageActivity } from './activity';
 import { glanceError, type GlanceError } from '../errors';
 import { decideLocationPatch, type LocationConflict, type LocationImage } from './decide';
-import { locationOps, parseImagePatch, PATCH_MEDIA_TYPES } from './patch';
+import { readPythonJson, type PyValue } from '../http/json';
+import { locationOps, parseImagePatch, PATCH_MEDIA_TYPES, type PatchOp } from './patch';
+import { pyStrip, toJsValue } from './python';
 
 export interface LocationGuardOptions {
   /** How to ask the backing service about an image: a lookup function, or the URL of a Glance v2 API. */
@@ -131,13 +133,7 @@ export function locationGuard(options: LocationGuardOptions) {
   /** A PATCH of the image record: judged when it touches `/locations`. */
   async function judgePatch(req: IncomingMessage, res: ServerResponse, id: string, type: string, loose: boolean): Promise<void> {
     const body = await inspectBody(req, limit);
-    let ops;
-    try {
-      ops = locationOps(parseImagePatch(body, type));
-    } catch (err) {
-      if (loose) return; // not a patch in Glance's sense: the service answers it
-      throw err;
-    }
+    const ops = loose ? looseLocationOps(body) : locationOps(parseImagePatch(body, type));
     if (ops.length === 0) return;
     await judgeChange(req, res, id, (image) => decideLocationPatch(ops, image, policy));
   }
@@ -202,6 +198,28 @@ export function locationGuard(options: LocationGuardOptions) {
     if (work === null) next();
     else work.then(() => next(), next);
   };
+}
+
+/**
+ * The location ops of a body sent as `application/json` or `application/json-patch+json`, which a
+ * service other than Glance may apply: a JSON patch (an array) read as Glance reads one; a JSON
+ * object (a merge patch) whose `locations` member is a replace of `/locations`; anything else has
+ * none. A body that is not JSON as Python reads it is refused (400): another reader may read it.
+ */
+function looseLocationOps(body: Buffer): PatchOp[] {
+  let doc: PyValue;
+  try {
+    doc = readPythonJson(body);
+  } catch {
+    throw glanceError(400, 'patch.invalid', 'Malformed JSON in request body.');
+  }
+  if (Array.isArray(doc)) return locationOps(parseImagePatch(body, PATCH_TYPE_D10));
+  if (doc instanceof Map) {
+    for (const [key, value] of doc) {
+      if (pyStrip(key).toLowerCase() === 'locations') return [{ op: 'replace', path: ['locations'], value: toJsValue(value) }];
+    }
+  }
+  return [];
 }
 
 /** Glance's 409 for deleting an image's data from a store while it is not active. */

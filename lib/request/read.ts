@@ -93,7 +93,7 @@ const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
 /** Headers some frameworks (method-override, Rails, Symfony) take as the method of a POST. */
 const METHOD_OVERRIDE_HEADERS = new Set(['x-http-method-override', 'x-http-method', 'x-method-override']);
 /** Headers whose repetition leaves a request ambiguous: services keep the first, the last, or both. */
-const SINGLE_HEADERS = new Set(['content-type', 'authorization', 'x-auth-token', 'x-storage-token', 'content-length', 'transfer-encoding', 'host']);
+const SINGLE_HEADERS = new Set(['content-type', 'content-encoding', 'authorization', 'x-auth-token', 'x-storage-token', 'content-length', 'transfer-encoding', 'host']);
 /** Media types of a form body, from which Routes takes a POST's `_method`. */
 const FORM_TYPES = new Set(['application/x-www-form-urlencoded', 'multipart/form-data']);
 
@@ -141,6 +141,11 @@ export function readTarget(method: string, target: string, rawHeaders: readonly 
   const mediaTypeAsSent = (semi === -1 ? contentType : contentType.slice(0, semi)).trim();
   const mediaType = mediaTypeAsSent.toLowerCase();
   if (method.toUpperCase() === 'POST' && FORM_TYPES.has(mediaType)) problems.push('a form body may name another method');
+  // Some readers decode a body by its coding or charset (Express's body parsers do), others read its bytes.
+  const coding = seen.get('content-encoding');
+  if (coding !== undefined && coding.trim().toLowerCase() !== 'identity') problems.push('the body has a content coding');
+  const charset = /;\s*charset\s*=\s*"?([^";\s]*)/i.exec(contentType)?.[1]?.toLowerCase();
+  if (charset !== undefined && charset !== 'utf-8' && charset !== 'utf8') problems.push('the body has a charset other than UTF-8');
 
   // The target: the query apart; an absolute target's scheme and host and a fragment dropped by
   // some routers, kept by Glance's server.
