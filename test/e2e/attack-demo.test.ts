@@ -105,7 +105,10 @@ describe('1. the race: an upload in flight', () => {
     upload.send(FIXTURE.subarray(8));
     expect((await upload.answer).status).toBe(204);
     const after = await record(id);
-    expect(after).toMatchObject({ status: 'active', locations: [], checksum: createHash('md5').update(FIXTURE).digest('hex') });
+    expect(after).toMatchObject({ status: 'active', checksum: createHash('md5').update(FIXTURE).digest('hex') });
+    // Only the demo's own file location: none of the attempted ones.
+    expect(after.locations.filter((l) => urls.includes(l.url))).toEqual([]);
+    expect(after.locations).toHaveLength(1);
     const download = await sendRaw(demo.port, rawRequest('GET', `/v2/images/${id}/file`, []));
     expect(download.status).toBe(200);
     expect(download.body.equals(FIXTURE)).toBe(true);
