@@ -82,7 +82,7 @@ export function imageFormats(options: ImageFormatsOptions = {}) {
     }
     let ops;
     try {
-      ops = parseImagePatch(body, readRequest(req).mediaType);
+      ops = parseImagePatch(body, readRequest(req).mediaTypeAsSent);
     } catch {
       return; // the location guard or the image service answers a malformed patch
     }
@@ -92,8 +92,9 @@ export function imageFormats(options: ImageFormatsOptions = {}) {
 
   return function imageFormats(req: IncomingMessage, _res: ServerResponse, next: (err?: unknown) => void): void {
     const reading = readRequest(req);
-    const create = reading.method === 'POST' && reading.route === 'images' && reading.mediaType === 'application/json';
-    const patch = reading.method === 'PATCH' && reading.route === 'image' && patchDraft(reading.mediaType) !== undefined;
+    // Media types compared exactly, as webob does: Glance answers 415 to any other spelling.
+    const create = reading.method === 'POST' && reading.route === 'images' && reading.mediaTypeAsSent === 'application/json';
+    const patch = reading.method === 'PATCH' && reading.route === 'image' && patchDraft(reading.mediaTypeAsSent) !== undefined;
     if (!create && !patch) {
       next();
       return;
