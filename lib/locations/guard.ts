@@ -202,7 +202,8 @@ export function locationGuard(options: LocationGuardOptions) {
 
 /**
  * The location ops of a body sent as `application/json` or `application/json-patch+json`, which a
- * service other than Glance may apply: a JSON patch (an array) read as Glance reads one; a JSON
+ * service other than Glance may apply: a JSON patch (an array) read as Glance reads one, in either
+ * draft's syntax; a JSON
  * object (a merge patch) whose `locations` member is a replace of `/locations`; anything else has
  * none. A body that is not JSON as Python reads it is refused (400): another reader may read it.
  */
@@ -213,7 +214,18 @@ function looseLocationOps(body: Buffer): PatchOp[] {
   } catch {
     throw glanceError(400, 'patch.invalid', 'Malformed JSON in request body.');
   }
-  if (Array.isArray(doc)) return locationOps(parseImagePatch(body, PATCH_TYPE_D10));
+  if (Array.isArray(doc)) {
+    // Either draft's syntax: a service that reads JSON patches may read either.
+    try {
+      return locationOps(parseImagePatch(body, PATCH_TYPE_D10));
+    } catch (err) {
+      try {
+        return locationOps(parseImagePatch(body, PATCH_TYPE_D4));
+      } catch {
+        throw err;
+      }
+    }
+  }
   if (doc instanceof Map) {
     for (const [key, value] of doc) {
       if (pyStrip(key).toLowerCase() === 'locations') return [{ op: 'replace', path: ['locations'], value: toJsValue(value) }];
@@ -228,6 +240,7 @@ function storeConflict(): GlanceError {
 }
 
 const PATCH_TYPE_D10 = 'application/openstack-images-v2.1-json-patch';
+const PATCH_TYPE_D4 = 'application/openstack-images-v2.0-json-patch';
 
 /** Glance's 409 for adding a location while image data is being written. */
 function savingConflict(): GlanceError {

@@ -66,8 +66,9 @@ export interface RequestReading {
   readonly version: string | null;
   /**
    * The raw target of the image record this request names (`/v2.1/images/{id}` as the client spelt
-   * it, without the query and what follows the id), on an image route: where a lookup asks the
-   * service about the image, so that the service reads the lookup as it reads the request.
+   * it, without the query and what follows the id, with its trailing slash if it has one), on an
+   * image route: where a lookup asks the service about the image, so that the service reads the
+   * lookup as it reads the request.
    */
   readonly recordTarget: string | null;
   /** Headers the lookup needs to be routed as the request is (the versioning `Accept`). */
@@ -235,8 +236,9 @@ export function readTarget(method: string, target: string, rawHeaders: readonly 
     if (rest.length === 1) route = 'images';
     else {
       imageId = rest[1] as string;
+      // As spelt, up to the id; with the request's trailing slash, which a strict service does not route.
       const end = rawEnds[restAt + 1] as number;
-      recordTarget = path.slice(0, end);
+      recordTarget = `${path.slice(0, end)}${trailingSlash ? '/' : ''}`;
       if (rest.length === 2) route = 'image';
       else if (rest.length === 3 && is(rest[2], 'file')) route = 'image-file';
       else if (rest.length === 3 && is(rest[2], 'stage')) route = 'image-stage';
@@ -251,7 +253,7 @@ export function readTarget(method: string, target: string, rawHeaders: readonly 
     const idEnd = rawEnds[restAt + 2] as number;
     const idStart = idEnd - (rawParts[restAt + 2] as string).length;
     const versionEnd = restAt > 0 ? (rawEnds[0] as number) : 0;
-    recordTarget = `${path.slice(0, versionEnd)}/images/${path.slice(idStart, idEnd)}`;
+    recordTarget = `${path.slice(0, versionEnd)}/images/${path.slice(idStart, idEnd)}${trailingSlash ? '/' : ''}`;
   } else if (is(rest[0], 'schemas')) route = 'schemas';
   else if (is(rest[0], 'metadefs')) route = 'metadefs';
   else route = 'api-other';
