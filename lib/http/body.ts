@@ -18,6 +18,12 @@ export interface GlanceEdgeRequestData {
   legacyContentRange?: string;
   /** The `Range` header a legacyContentRange middleware wrote from the legacy form. */
   rangeFromLegacy?: string;
+  /**
+   * Settles when the request's exchange with an upstream service is over (its answer read, or the
+   * connection closed), when a forwarder sends it on: the service may still be at work on a request
+   * whose client has gone.
+   */
+  upstream?: Promise<void>;
 }
 
 /** A request that may carry the suite's data. */

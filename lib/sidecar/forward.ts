@@ -14,6 +14,7 @@ import http, { type IncomingHttpHeaders, type IncomingMessage, type ServerRespon
 import https from 'node:https';
 import { glanceError, type GlanceError } from '../errors';
 import { flatHeader, noteFlatHeaders } from '../http/answer-headers';
+import { edgeData } from '../http/body';
 import { countLarge } from '../http/reclaim';
 
 export interface ForwardOptions {
@@ -260,12 +261,19 @@ export function forward(options: ForwardOptions) {
       if (!answered) fail(timedOut);
     };
     const cut = () => res.destroy();
+    let settle!: () => void;
+    edgeData(req).upstream = new Promise<void>((resolve) => (settle = resolve));
     const send = (mayRetry: boolean) => {
       upstream = transport.request(
         { protocol: base.protocol, hostname: base.hostname, port: base.port, method: req.method, path: `${prefix}${req.url ?? '/'}`, headers, agent },
         (answer) => {
           answered = true;
           waiting.delete(expire);
+          if (clientGone) {
+            // Nobody to answer: the service's answer is read and dropped, so the exchange ends.
+            answer.resume();
+            return;
+          }
           if (onAnswer) onAnswer(Number(process.hrtime.bigint() - started) / 1e9);
           const answerHeaders = clientHeaders(answer, req, proto);
           res.writeHead(answer.statusCode ?? 502, answer.statusMessage, answerHeaders);
@@ -277,6 +285,11 @@ export function forward(options: ForwardOptions) {
           answer.on('error', cut);
         },
       );
+      // The exchange is over when this request closes, unless it was asked again on a fresh connection.
+      const current = upstream;
+      current.once('close', () => {
+        if (upstream === current) settle();
+      });
       upstream.on('error', (err: NodeJS.ErrnoException) => {
         if (clientGone) return; // nobody left to answer
         // A kept-alive connection that the upstream closed as it was being reused: ask again on a
@@ -300,11 +313,15 @@ export function forward(options: ForwardOptions) {
         req.pipe(upstream);
       }
     };
-    // The client went away (its answer closed unfinished): stop the upstream request too. (Not
-    // req.destroyed: a request whose body has been read is destroyed in any case.)
+    // The client went away (its answer closed unfinished): stop the upstream request too, unless
+    // its body had all been sent, when the service is at work on it (an upload being written): its
+    // answer is then awaited (within the timeout) and dropped, so that the exchange, which the race
+    // registry waits for, ends when the service is done. (Not req.destroyed: a request whose body
+    // has been read is destroyed in any case.)
     res.on('close', () => {
       if (res.writableFinished) return;
       clientGone = true;
+      if (!bodiless && !answered && !failed && upstream.writableFinished) return;
       waiting.delete(expire);
       upstream.destroy();
     });

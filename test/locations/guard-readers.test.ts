@@ -14,6 +14,7 @@ import { locationGuard } from '../../lib/locations/guard';
 import { express4 } from '../helpers/http';
 
 const QUEUED = 'c0ffee00-1111-2222-3333-444455556666';
+const DEACTIVATED = 'dead0000-1111-2222-3333-444455556666';
 const REMOVE = [{ op: 'remove', path: '/locations/0' }];
 
 interface Answer {
@@ -45,7 +46,10 @@ describe.each([
   const applied: string[] = [];
 
   beforeAll(async () => {
-    const images: Record<string, ImageFacts> = { [QUEUED]: { id: QUEUED, status: 'queued', size: null, checksum: null, locations: 2 } };
+    const images: Record<string, ImageFacts> = {
+      [QUEUED]: { id: QUEUED, status: 'queued', size: null, checksum: null, locations: 2 },
+      [DEACTIVATED]: { id: DEACTIVATED, status: 'deactivated', size: 32, checksum: null, locations: 2 },
+    };
     const app = factory();
     app.use(locationGuard({ lookup: async (id) => images[id.toLowerCase()] ?? null }));
     // The handler an Express user writes: any JSON, inflated, in any UTF charset.
@@ -53,6 +57,10 @@ describe.each([
     app.patch('/v2/images/:id', (req, res) => {
       applied.push(`${req.params['id'] ?? ''} ${JSON.stringify(req.body)}`);
       res.status(200).json({ applied: true });
+    });
+    app.post('/v2/images/:id/locations', (req, res) => {
+      applied.push(`${req.params['id'] ?? ''} add ${JSON.stringify(req.body)}`);
+      res.status(202).json({ applied: true });
     });
     app.use(glanceErrorHandler());
     server = http.createServer(app);
@@ -84,6 +92,27 @@ describe.each([
     expect(applied).toEqual([]);
   });
 
+  it('should 409 a location remove sent with no Content-Type at all, which the app reads as JSON, and apply nothing', async () => {
+    const body = json(REMOVE);
+    const answer = await raw(port, `PATCH /v2/images/${QUEUED} HTTP/1.1\r\nHost: x\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n`, body);
+    expect(answer).toEqual({ status: 409, body: "409 Conflict\n\nIt's not allowed to remove locations if image status is queued.\n\n   " });
+    expect(applied).toEqual([]);
+  });
+
+  it('should 409 POST /v2/images/{id}/locations on a deactivated image, and apply nothing', async () => {
+    const body = json({ url: 'http://127.0.0.1:1/x', validation_data: {} });
+    const answer = await raw(port, `POST /v2/images/${DEACTIVATED}/locations HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n`, body);
+    expect(answer).toEqual({ status: 409, body: "409 Conflict\n\nIt's not allowed to add locations if image status is deactivated.\n\n   " });
+    expect(applied).toEqual([]);
+  });
+
+  it('should 202 from the app for POST /v2/images/{id}/locations on a queued image, the body byte for byte', async () => {
+    const body = json({ url: 'http://127.0.0.1:1/x', validation_data: {} });
+    const answer = await raw(port, `POST /v2/images/${QUEUED}/locations HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n`, body);
+    expect(answer).toEqual({ status: 202, body: '{"applied":true}' });
+    expect(applied).toEqual([`${QUEUED} add {"url":"http://127.0.0.1:1/x","validation_data":{}}`]);
+  });
+
   it('should 409 a merge patch whose locations member the app would apply, and apply nothing', async () => {
     const answer = await patch(`/v2/images/${QUEUED}`, 'application/json', json({ ' locations ': [] }));
     expect(answer).toEqual({ status: 403, body: '403 Forbidden\n\nAccess was denied to this resource.\n\n Cannot set locations to empty list.  ' });
@@ -99,8 +128,14 @@ describe.each([
     expect(applied).toEqual([]);
   });
 
-  it('should 400 a JSON body with a byte-order mark, which the guard cannot read as Python does, and apply nothing', async () => {
+  it('should 409 a JSON body with a byte-order mark, which a body parser skips, and apply nothing', async () => {
     const answer = await patch(`/v2/images/${QUEUED}`, 'application/json', Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), json(REMOVE)]));
+    expect(answer).toEqual({ status: 409, body: "409 Conflict\n\nIt's not allowed to remove locations if image status is queued.\n\n   " });
+    expect(applied).toEqual([]);
+  });
+
+  it('should 400 a body sent as JSON that is not JSON as Python reads it, and apply nothing', async () => {
+    const answer = await patch(`/v2/images/${QUEUED}`, 'application/json', Buffer.from('[{"op": "remove", "path": "/locations/0",}]'));
     expect(answer).toEqual({ status: 400, body: '400 Bad Request\n\nMalformed JSON in request body.\n\n   ' });
     expect(applied).toEqual([]);
   });

@@ -403,11 +403,11 @@ describe.each<[string, typeof express]>([
     });
 
     it.each(['constructor', '__proto__', 'text/plain'])(
-      'should 200 from the handler for a PATCH with Content-Type %s, with no lookup',
+      'should 200 from the handler for a PATCH with Content-Type %s and a body that is not JSON, with no lookup',
       async (type) => {
         const { lookup, calls } = fakeLookup(IMAGES);
         const app = await startApp(factory, { lookup });
-        const body = '[{"remove": "/locations/0"}]';
+        const body = 'remove /locations/0';
         const res = await patch(app, 'queued', body, type);
         expect(res.status).toBe(200);
         expect(res.headers['x-backing']).toBe('echo');
@@ -415,6 +415,20 @@ describe.each<[string, typeof express]>([
         expect(calls).toEqual([]);
       },
     );
+
+    it.each([
+      ['text/plain', '[{"remove": "/locations/0"}]'],
+      ['text/plain', '\ufeff[{"op": "remove", "path": "/locations/0"}]'],
+      ['application/vnd.x+json', REMOVE_0],
+    ])('should 409 a location remove sent as %s %j, which a body parser may read as JSON', async (type, body) => {
+      const { lookup, calls } = fakeLookup(IMAGES);
+      const app = await startApp(factory, { lookup });
+      const res = await patch(app, 'queued', body, type);
+      expect(res.status).toBe(409);
+      expect((res.body as Buffer).toString('utf8')).toBe(conflictText('remove', 'queued'));
+      expect(calls).toEqual(['queued', 'queued']);
+      expect(app.seen).toEqual([]);
+    });
 
     it('should 409 a location remove in the older draft syntax sent as application/json-patch+json, which a service may apply', async () => {
       const { lookup, calls } = fakeLookup(IMAGES);
