@@ -6,7 +6,8 @@ export { factsFromGlanceImage, httpImageLookup, IMAGE_STATUSES, lookupHeaders } 
 export { IMAGE_ROUTES, readRequest, readTarget } from './request/read';
 export type { RequestReading, Route } from './request/read';
 export type { HttpImageLookupOptions, ImageFacts, ImageLookup, ImageStatus } from './images/lookup';
-export { ImageActivity } from './locations/activity';
+export { MemoryStore } from './locations/store';
+export type { Lease, LeaseKind, Store } from './locations/store';
 export { decideLocationPatch, locationPosition } from './locations/decide';
 export type { LocationConflict, LocationImage, LocationPolicy } from './locations/decide';
 export { locationGuard } from './locations/guard';

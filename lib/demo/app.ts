@@ -7,7 +7,7 @@ import express, { type Express, type NextFunction, type Request, type Response }
 import { glanceError, glanceErrorHandler } from '../errors';
 import { CONTAINER_FORMATS, DISK_FORMATS } from '../defaults/formats';
 import { imageFormats, resolveFormats, type FormatListOption } from '../defaults/middleware';
-import { ImageActivity } from '../locations/activity';
+import { MemoryStore } from '../locations/store';
 import { locationGuard } from '../locations/guard';
 import type { LegacyUse } from '../ranges/legacy';
 import { accessLog, logLegacyRange, logRefusal, type Logger } from '../observe/logs';
@@ -65,14 +65,14 @@ export function createDemoApp(options: DemoOptions): Express {
   if (metrics) app.get('/metrics', metricsEndpoint(metrics.registry));
 
   // The suite, mounted as any user mounts it: the lookup is the store itself.
-  const activity = new ImageActivity();
-  metrics?.trackUploads(activity);
+  const registry = new MemoryStore();
+  metrics?.trackUploads(registry);
   const onRefused = both(logger && logRefusal(logger), metrics?.onRefused);
   app.use(
     locationGuard({
       lookup: async (id) => store.facts(id),
       showMultipleLocations: options.showMultipleLocations ?? true,
-      activity,
+      store: registry,
       onRefused,
       // The demo answers 415 to a patch in any other media type, as Glance does.
       patchMediaTypes: 'glance',

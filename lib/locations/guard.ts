@@ -6,7 +6,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { edgeData, inspectBody } from '../http/body';
 import { toImageLookup, type ImageFacts, type ImageLookup } from '../images/lookup';
 import { readRequest } from '../request/read';
-import { ImageActivity } from './activity';
+import { isStore, MemoryStore, type Lease, type LeaseKind, type Store } from './store';
 import { glanceError, type GlanceError } from '../errors';
 import { decideLocationPatch, type LocationConflict, type LocationImage } from './decide';
 import { readPythonJson, type PyValue } from '../http/json';
@@ -20,8 +20,12 @@ export interface LocationGuardOptions {
   readonly showMultipleLocations?: boolean;
   /** Largest patch body inspected, in bytes. Default 1 MiB. */
   readonly limit?: number;
-  /** Share upload tracking between guards of one process (e.g. several mounts). Default: the guard's own. */
-  readonly activity?: ImageActivity;
+  /**
+   * The race registry: which images have an upload in flight or a location change being judged.
+   * Default: a {@link MemoryStore} of the guard's own. Share one between guards of one process, or
+   * a shared store between processes.
+   */
+  readonly store?: Store;
   /** Told of every location change the guard refuses (not of malformed patches), e.g. to log or count it. */
   readonly onRefused?: (refusal: LocationRefusal) => void;
   /**
@@ -53,7 +57,7 @@ export interface LocationRefusal {
   readonly req: IncomingMessage;
 }
 
-const OPTIONS = new Set(['lookup', 'showMultipleLocations', 'limit', 'activity', 'onRefused', 'caseSensitive', 'strict', 'patchMediaTypes']);
+const OPTIONS = new Set(['lookup', 'showMultipleLocations', 'limit', 'store', 'onRefused', 'caseSensitive', 'strict', 'patchMediaTypes']);
 
 /** Whether a (lower-cased) media type says its body is JSON, or says nothing. */
 function isJsonType(type: string): boolean {
@@ -115,8 +119,8 @@ export function locationGuard(options: LocationGuardOptions) {
   if (typeof showMultipleLocations !== 'boolean') throw new TypeError("locationGuard: option 'showMultipleLocations' must be a boolean");
   const limit = options.limit ?? 1024 * 1024;
   if (!Number.isInteger(limit) || limit <= 0) throw new TypeError("locationGuard: option 'limit' must be a positive integer of bytes");
-  const activity = options.activity ?? new ImageActivity();
-  if (!(activity instanceof ImageActivity)) throw new TypeError("locationGuard: option 'activity' must be an ImageActivity");
+  const store = options.store ?? new MemoryStore();
+  if (!isStore(store)) throw new TypeError("locationGuard: option 'store' must be a Store (acquire, renew, release, local)");
   const policy = { showMultipleLocations };
   const onRefused = options.onRefused;
   if (onRefused !== undefined && typeof onRefused !== 'function') throw new TypeError("locationGuard: option 'onRefused' must be a function");
@@ -164,9 +168,8 @@ export function locationGuard(options: LocationGuardOptions) {
   async function judgeChange(req: IncomingMessage, res: ServerResponse, id: string, decide: (image: LocationImage) => GlanceError | null): Promise<void> {
     const seen = await lookup(id, req);
     if (seen === null) return;
-    const turn = await activity.beginChange(registryKey(seen));
+    const turn = await lease(req, res, registryKey(seen), 'change');
     if (turn === 'uploading') throw refuse(req, id, decide({ status: 'saving', locations: null }) ?? savingConflict());
-    whenAnswered(req, res, turn.release);
     const image = await lookup(id, req);
     if (image === null) return;
     const refusal = decide(image);
@@ -177,8 +180,41 @@ export function locationGuard(options: LocationGuardOptions) {
   async function registerUpload(req: IncomingMessage, res: ServerResponse, id: string): Promise<void> {
     const image = await lookup(id, req);
     if (image === null) return;
-    const release = await activity.beginUpload(registryKey(image));
-    whenAnswered(req, res, release);
+    await lease(req, res, registryKey(image), 'upload');
+  }
+
+  /**
+   * Take a lease of `kind` on `key` for the request, held (renewed every {@link RENEW_MS}) until its
+   * answer is over, then released. A store that fails refuses the request (503); a lease that
+   * can no longer be renewed cuts the request: it is not left unguarded.
+   */
+  async function lease(req: IncomingMessage, res: ServerResponse, key: string, kind: LeaseKind): Promise<Lease | 'uploading'> {
+    let held: Lease | 'uploading';
+    try {
+      held = await store.acquire(key, kind, LEASE_MS);
+    } catch {
+      throw registryDown();
+    }
+    if (held === 'uploading') return held;
+    const taken = held;
+    const renewal = setInterval(() => {
+      store.renew(taken, LEASE_MS).then(
+        (renewed) => {
+          if (!renewed) cut();
+        },
+        () => cut(),
+      );
+    }, RENEW_MS).unref();
+    const cut = () => {
+      clearInterval(renewal);
+      req.destroy();
+      res.destroy();
+    };
+    whenAnswered(req, res, () => {
+      clearInterval(renewal);
+      store.release(taken).catch(() => undefined); // it runs out after its time to live
+    });
+    return taken;
   }
 
   return function locationGuard(req: IncomingMessage, res: ServerResponse, next: NextFunction): void {
@@ -255,6 +291,15 @@ function looseLocationOps(body: Buffer, json: boolean): PatchOp[] {
     }
   }
   return [];
+}
+
+/** A lease's time to live, and how often a held lease is renewed. */
+const LEASE_MS = 30_000;
+const RENEW_MS = 10_000;
+
+/** The answer when the race registry cannot be asked: the change or upload is not let through unguarded. */
+function registryDown(): GlanceError {
+  return glanceError(503, 'registry.unavailable', 'The registry of uploads in flight cannot be reached, so the request cannot be let through safely.');
 }
 
 /** Glance's 409 for deleting an image's data from a store while it is not active. */

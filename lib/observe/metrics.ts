@@ -13,7 +13,7 @@ import { pathOf } from '../http/media';
 import { readRequest, type Route } from '../request/read';
 import { reclaimCollections } from '../http/reclaim';
 import { IMAGE_STATUSES, type ImageLookup } from '../images/lookup';
-import type { ImageActivity } from '../locations/activity';
+import type { Store } from '../locations/store';
 import type { LocationRefusal } from '../locations/guard';
 import type { LegacyUse } from '../ranges/legacy';
 import { defaultMetrics } from './defaults';
@@ -86,8 +86,8 @@ export interface EdgeMetrics {
   upstream(kind: 'lookup' | 'forward' | 'data', seconds: number): void;
   /** Count a failed lookup by the error's type (e.g. `lookup.failed`, `lookup.unavailable`). */
   lookupFailure(type: string): void;
-  /** Report the uploads in flight of `activity` (images with an upload through the suite). */
-  trackUploads(activity: ImageActivity): void;
+  /** Report the uploads in flight of `store` (images with an upload through the suite), when it can tell. */
+  trackUploads(store: Store): void;
   /** `lookup`, timed and with its failures counted. */
   observeLookup(lookup: ImageLookup): ImageLookup;
 }
@@ -146,13 +146,13 @@ export function createMetrics(options: MetricsOptions = {}): EdgeMetrics {
   // Bound once: observe() with a labels object hashes the labels at every call.
   const byKind = { lookup: latency.labels('lookup'), forward: latency.labels('forward'), data: latency.labels('data') };
   const failures = new Counter({ name: `${prefix}lookup_failures_total`, help: 'Image lookups that failed, by error type (the change was refused).', labelNames: ['type'], registers });
-  const activities: ImageActivity[] = [];
+  const stores: Store[] = [];
   new Gauge({
     name: `${prefix}uploads_in_flight`,
     help: 'Images with an upload of data in flight through the suite.',
     registers,
     collect() {
-      this.set(activities.reduce((n, a) => n + a.uploads, 0));
+      this.set(stores.reduce((n, s) => n + (s.uploading?.() ?? 0), 0));
     },
   });
   new Counter({
@@ -192,8 +192,8 @@ export function createMetrics(options: MetricsOptions = {}): EdgeMetrics {
     },
     upstream: (kind, seconds) => byKind[kind].observe(seconds),
     lookupFailure: (type) => failures.inc({ type }),
-    trackUploads: (activity) => {
-      if (!activities.includes(activity)) activities.push(activity);
+    trackUploads: (store) => {
+      if (!stores.includes(store)) stores.push(store);
     },
     observeLookup: (lookup) =>
       async function observedLookup(id, req) {

@@ -13,7 +13,7 @@ import { pathOf } from '../http/media';
 import { readRequest, type Route } from '../request/read';
 import { rewriteJsonAnswer } from '../http/rewrite';
 import { httpImageLookup, type ImageFacts } from '../images/lookup';
-import { ImageActivity } from '../locations/activity';
+import { MemoryStore } from '../locations/store';
 import { locationGuard } from '../locations/guard';
 import { serveImage, type ImageData } from '../ranges/serve';
 import { accessLog, logLegacyRange, logRefusal, requestIdOf, type Logger } from '../observe/logs';
@@ -193,8 +193,8 @@ function sidecarParts(options: SidecarOptions, frontInApp: boolean) {
     deprecation: { onUse: onLegacyRange },
   });
 
-  const activity = new ImageActivity();
-  metrics?.trackUploads(activity);
+  const store = new MemoryStore();
+  metrics?.trackUploads(store);
   const routes = express.Router();
   if (metrics) routes.get('/metrics', metricsEndpoint(metrics.registry));
 
@@ -218,7 +218,7 @@ function sidecarParts(options: SidecarOptions, frontInApp: boolean) {
       const body = JSON.stringify({
         status: reachable ? 'ok' : 'upstream unreachable',
         upstream: { url: options.upstream, reachable, status, ms: Date.now() - started },
-        uploadsInFlight: activity.uploads,
+        uploadsInFlight: store.uploading(),
       });
       res.writeHead(reachable ? 200 : 503, { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(body), 'Cache-Control': 'no-store' });
       res.end(body);
@@ -243,7 +243,7 @@ function sidecarParts(options: SidecarOptions, frontInApp: boolean) {
     next();
   });
 
-  routes.use(locationGuard({ lookup, showMultipleLocations: options.showMultipleLocations ?? true, activity, onRefused }));
+  routes.use(locationGuard({ lookup, showMultipleLocations: options.showMultipleLocations ?? true, store, onRefused }));
   const formats = {
     ...(options.diskFormats ? { diskFormats: options.diskFormats } : {}),
     ...(options.containerFormats ? { containerFormats: options.containerFormats } : {}),

@@ -10,7 +10,7 @@ import type { AddressInfo } from 'node:net';
 import request from 'supertest';
 import { glanceErrorHandler } from '../../lib/errors';
 import { httpImageLookup, type ImageFacts, type ImageLookup } from '../../lib/images/lookup';
-import { ImageActivity } from '../../lib/locations/activity';
+import { MemoryStore } from '../../lib/locations/store';
 import { locationGuard, type LocationGuardOptions } from '../../lib/locations/guard';
 
 
@@ -897,17 +897,17 @@ describe('1. Location changes: locationGuard options', () => {
     expect(() => locationGuard(null as unknown as LocationGuardOptions)).toThrow(new TypeError('locationGuard: options must be an object'));
   });
 
-  it('should throw a TypeError at construction for a non-boolean showMultipleLocations or a foreign activity', () => {
+  it('should throw a TypeError at construction for a non-boolean showMultipleLocations or a store that is not one', () => {
     expect(() => locationGuard({ lookup, showMultipleLocations: 'no' } as unknown as LocationGuardOptions)).toThrow(
       new TypeError("locationGuard: option 'showMultipleLocations' must be a boolean"),
     );
-    expect(() => locationGuard({ lookup, activity: {} } as unknown as LocationGuardOptions)).toThrow(
-      new TypeError("locationGuard: option 'activity' must be an ImageActivity"),
+    expect(() => locationGuard({ lookup, store: {} } as unknown as LocationGuardOptions)).toThrow(
+      new TypeError("locationGuard: option 'store' must be a Store (acquire, renew, release, local)"),
     );
   });
 
   it('should build a named middleware with valid options', () => {
-    const guard = locationGuard({ lookup, limit: 10, showMultipleLocations: false, activity: new ImageActivity() });
+    const guard = locationGuard({ lookup, limit: 10, showMultipleLocations: false, store: new MemoryStore() });
     expect(typeof guard).toBe('function');
     expect(guard.name).toBe('locationGuard');
   });

@@ -8,7 +8,7 @@ import express from 'express';
 import request from 'supertest';
 import { glanceError, glanceErrorHandler } from '../../lib/errors';
 import type { ImageFacts, ImageLookup } from '../../lib/images/lookup';
-import { ImageActivity } from '../../lib/locations/activity';
+import { MemoryStore } from '../../lib/locations/store';
 import { locationGuard } from '../../lib/locations/guard';
 import { accessLog, createLogger, logLegacyRange, logRefusal, requestId } from '../../lib/observe/logs';
 import { both, clientName, createMetrics, metricsEndpoint, routeGroup } from '../../lib/observe/metrics';
@@ -36,13 +36,13 @@ function sink() {
 function app(lookup: ImageLookup) {
   const metrics = createMetrics();
   const { lines, logger } = sink();
-  const activity = new ImageActivity();
-  metrics.trackUploads(activity);
+  const store = new MemoryStore();
+  metrics.trackUploads(store);
   const a = express();
   a.use(metrics.requests());
   a.use(accessLog(logger));
   a.get('/metrics', metricsEndpoint(metrics.registry));
-  a.use(locationGuard({ lookup: metrics.observeLookup(lookup), activity, onRefused: both(logRefusal(logger), metrics.onRefused) }));
+  a.use(locationGuard({ lookup: metrics.observeLookup(lookup), store, onRefused: both(logRefusal(logger), metrics.onRefused) }));
   a.get(
     '/v2/images/:id/file',
     serveImage({
@@ -52,7 +52,7 @@ function app(lookup: ImageLookup) {
   );
   a.use((_req: express.Request, res: express.Response) => void res.status(200).json({ ok: true }));
   a.use(glanceErrorHandler());
-  return { app: a, metrics, lines, activity };
+  return { app: a, metrics, lines, store };
 }
 
 const lookupOf = (images: Record<string, ImageFacts>): ImageLookup => async (id) => {
@@ -112,10 +112,10 @@ describe('metrics', () => {
   });
 
   it('should report uploads in flight through the guard', async () => {
-    const { app: a, activity } = app(lookupOf({}));
-    const release = await activity.beginUpload('img');
+    const { app: a, store } = app(lookupOf({}));
+    const lease = await store.acquire('img', 'upload', 30_000);
     expect(await scrape(a)).toContain('glance_edge_uploads_in_flight 1');
-    release();
+    if (lease !== 'uploading') await store.release(lease);
     expect(await scrape(a)).toContain('glance_edge_uploads_in_flight 0');
   });
 
