@@ -5,60 +5,18 @@
  * own refusal; never a 2xx. Glance's access log (eventlet's lines in glance-api.log) shows that
  * the suite looked the image up before any PATCH of it went on.
  */
-import { execFile } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import net from 'node:net';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
-import { SHARED } from '../helpers/glance';
+import { readFileSync } from 'node:fs';
+import { startRealGlance, type RealGlance } from '../helpers/glance';
 import { startCli, type RunningProcess } from '../helpers/processes';
 import { locationAttacks, OWNER, rawRequest, sendRaw } from '../fixtures/glance-upstream';
 
 jest.setTimeout(60_000);
 
-/** startRealGlance with its state folder known, so that the test can read Glance's log. */
-interface LoggedGlance {
-  readonly url: string;
-  readonly logFile: string;
-  stop(): Promise<void>;
-}
-
-function run(file: string, env: NodeJS.ProcessEnv, args: string[] = []): Promise<void> {
-  const proxies = new Set(['http_proxy', 'https_proxy', 'HTTP_PROXY', 'HTTPS_PROXY']);
-  const clean = { ...Object.fromEntries(Object.entries(process.env).filter(([n]) => !proxies.has(n))), ...env, no_proxy: '127.0.0.1,localhost', NO_PROXY: '127.0.0.1,localhost' };
-  return new Promise((resolve, reject) => {
-    execFile('bash', [file, ...args], { env: clean, timeout: 150_000 }, (err, stdout, stderr) => (err ? reject(new Error(`${path.basename(file)} failed: ${err.message}\n${stdout}${stderr}`)) : resolve()));
-  });
-}
-
-async function startLoggedGlance(): Promise<LoggedGlance> {
-  const start = path.join(SHARED, 'glance', 'start-glance.sh');
-  const stop = path.join(SHARED, 'glance', 'stop-glance.sh');
-  if (!existsSync(start)) throw new Error(`The real Glance scripts are missing: ${start} (set GLANCE_EDGE_SHARED to the shared folder).`);
-  const state = mkdtempSync(path.join(tmpdir(), 'glance-edge-attack-'));
-  const port = await new Promise<number>((resolve) => {
-    const s = net.createServer().listen(0, '127.0.0.1', () => {
-      const p = (s.address() as net.AddressInfo).port;
-      s.close(() => resolve(p));
-    });
-  });
-  const env = { GLANCE_STATE: path.join(state, 'glance'), GLANCE_PORT: String(port) };
-  await run(start, env, ['--fresh']);
-  return {
-    url: `http://127.0.0.1:${port}`,
-    logFile: path.join(state, 'glance', 'glance-api.log'),
-    stop: async () => {
-      await run(stop, env);
-      rmSync(state, { recursive: true, force: true });
-    },
-  };
-}
-
-let glance: LoggedGlance;
+let glance: RealGlance;
 let sidecar: RunningProcess;
 
 beforeAll(async () => {
-  glance = await startLoggedGlance();
+  glance = await startRealGlance();
   sidecar = await startCli(['proxy', '--upstream', glance.url, '--port', '0', '--host', '127.0.0.1']);
 }, 180_000);
 

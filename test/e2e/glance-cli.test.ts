@@ -1,7 +1,7 @@
 /**
  * The real `glance` command-line client (Debian's python3-glanceclient) against the demo server, as
  * an operator would use it. Every expected output below is what the same command prints against the
- * real Glance 25.1.0 (../shared/glance).
+ * real Glance 25.1.0 (test/glance/).
  */
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';

@@ -1,20 +1,31 @@
 /**
- * A real OpenStack Glance (Debian's packages, ../shared/glance/) on a free port with a fresh state
- * folder of its own, for tests that need the real thing. Missing pieces fail loudly.
+ * A real OpenStack Glance (Debian's python3-glance and glance-common, started by test/glance/start.sh)
+ * on a free port with a fresh state folder of its own, for tests that need the real thing. A missing
+ * package fails the start with its name.
  */
 import { execFile } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { ROOT } from './processes';
 
-export const SHARED = process.env['GLANCE_EDGE_SHARED'] ?? path.resolve(ROOT, '..', 'shared');
-const START = path.join(SHARED, 'glance', 'start-glance.sh');
-const STOP = path.join(SHARED, 'glance', 'stop-glance.sh');
+/** The project's Glance scripts and configuration. */
+export const GLANCE_DIR = path.join(ROOT, 'test', 'glance');
+const START = path.join(GLANCE_DIR, 'start.sh');
+const STOP = path.join(GLANCE_DIR, 'stop.sh');
+/** Glance's configuration, before the per-run `paths.conf` that start.sh writes into the state folder. */
+export const GLANCE_CONF = path.join(GLANCE_DIR, 'glance-api.conf');
 
 export interface RealGlance {
   readonly url: string;
+  readonly port: number;
+  /** The state folder: database, images, logs. */
+  readonly state: string;
+  /** glance-api's log, eventlet's access lines included. */
+  readonly logFile: string;
+  /** `--config-file` arguments that give glance-manage this Glance's database and paths. */
+  readonly configArgs: readonly string[];
   stop(): Promise<void>;
 }
 
@@ -29,35 +40,47 @@ function freePort(): Promise<number> {
   });
 }
 
-function run(file: string, args: string[], env: NodeJS.ProcessEnv): Promise<void> {
-  const proxies = new Set(['http_proxy', 'https_proxy', 'HTTP_PROXY', 'HTTPS_PROXY']);
-  const clean: NodeJS.ProcessEnv = {
-    ...Object.fromEntries(Object.entries(process.env).filter(([name]) => !proxies.has(name))),
-    ...env,
+/** The environment without proxies or the caller's Python and OpenStack settings, plus `extra`. */
+export function glanceEnv(extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
+  const dropped = /^(https?_proxy|all_proxy|no_proxy|OS_.*|PYTHONPATH|PYTHONHOME)$/i;
+  return {
+    ...Object.fromEntries(Object.entries(process.env).filter(([name]) => !dropped.test(name))),
+    ...extra,
     no_proxy: '127.0.0.1,localhost',
     NO_PROXY: '127.0.0.1,localhost',
   };
+}
+
+function run(file: string, args: string[], env: NodeJS.ProcessEnv): Promise<void> {
   return new Promise((resolve, reject) => {
-    execFile('bash', [file, ...args], { env: clean, timeout: 150_000 }, (err, stdout, stderr) =>
-      err ? reject(new Error(`${path.basename(file)} ${args.join(' ')} failed: ${err.message}\n${stdout}${stderr}`)) : resolve(),
+    execFile('bash', [file, ...args], { env: glanceEnv(env), timeout: 150_000 }, (err, stdout, stderr) =>
+      err ? reject(new Error(`${path.relative(ROOT, file)} ${args.join(' ')} failed: ${err.message}\n${stdout}${stderr}`)) : resolve(),
     );
   });
 }
 
 /** Start a fresh real Glance; it answers on the returned URL until `stop()`. */
 export async function startRealGlance(): Promise<RealGlance> {
-  if (!existsSync(START) || !existsSync(STOP)) {
-    throw new Error(`The real Glance scripts are missing: ${START} (set GLANCE_EDGE_SHARED to the shared folder).`);
-  }
-  const state = mkdtempSync(path.join(tmpdir(), 'glance-edge-glance-'));
+  const folder = mkdtempSync(path.join(tmpdir(), 'glance-edge-glance-'));
+  const state = path.join(folder, 'glance');
   const port = await freePort();
-  const env = { GLANCE_STATE: path.join(state, 'glance'), GLANCE_PORT: String(port) };
-  await run(START, ['--fresh'], env);
+  const env = { GLANCE_STATE: state, GLANCE_PORT: String(port) };
+  try {
+    await run(START, ['--fresh'], env);
+  } catch (err) {
+    await run(STOP, [], env).catch(() => undefined);
+    rmSync(folder, { recursive: true, force: true });
+    throw err;
+  }
   return {
     url: `http://127.0.0.1:${port}`,
+    port,
+    state,
+    logFile: path.join(state, 'glance-api.log'),
+    configArgs: ['--config-file', GLANCE_CONF, '--config-file', path.join(state, 'paths.conf')],
     stop: async () => {
       await run(STOP, [], env);
-      rmSync(state, { recursive: true, force: true });
+      rmSync(folder, { recursive: true, force: true });
     },
   };
 }
