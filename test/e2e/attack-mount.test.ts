@@ -10,6 +10,7 @@ import type { AddressInfo } from 'node:net';
 import express, { type NextFunction, type Request, type Response } from 'express';
 import { glanceErrorHandler, locationGuard } from '../../lib';
 import { express4 } from '../helpers/http';
+import { testSeed } from '../helpers/seed';
 import { locationAttacks, OTHER, OWNER, rawRequest, sendRaw, trickle, V20, V21 } from '../fixtures/glance-upstream';
 
 jest.setTimeout(60_000);
@@ -263,8 +264,7 @@ for (const [name, make] of [
     });
 
     it('should apply no location change while an upload is in flight (50 concurrent, seeded)', async () => {
-      const seed = Number(process.env['ATTACK_SEED'] ?? Date.now() % 100000);
-      console.log(`attack-mount ${name} race seed ${seed} (ATTACK_SEED=${seed} to replay)`);
+      const seed = testSeed('ATTACK_SEED');
       let a = seed >>> 0;
       const random = () => {
         a = (Math.imul(a ^ (a >>> 15), 1 | a) + 0x6d2b79f5) >>> 0;

@@ -7,6 +7,7 @@
  */
 import { createHash, randomUUID } from 'node:crypto';
 import { startCli, type RunningProcess } from '../helpers/processes';
+import { testSeed } from '../helpers/seed';
 import {
   locationAttacks,
   OTHER,
@@ -206,8 +207,7 @@ describe('1. the race the spec names: uploads in flight', () => {
   });
 
   it('should apply no location change while a slow upload of the image is in flight (200 concurrent, seeded)', async () => {
-    const seed = Number(process.env['ATTACK_SEED'] ?? Date.now() % 100000);
-    console.log(`attack-sidecar race seed ${seed} (ATTACK_SEED=${seed} to replay)`);
+    const seed = testSeed('ATTACK_SEED');
     const random = mulberry32(seed);
     const rounds = 4;
     const perRound = 50;

@@ -17,7 +17,7 @@
  * the pipe is empty, which no other client of the API could arrange.
  *
  *   PATCH_FUZZ_RUNS  images fuzzed (default 200, 1 to 8 steps each: about 800 patches)
- *   PATCH_FUZZ_SEED  fast-check seed (default: a new one each run, printed by fast-check on failure)
+ *   PATCH_FUZZ_SEED  fast-check seed (default: test/helpers/seed.ts; printed)
  */
 import { execFileSync } from 'node:child_process';
 import { createWriteStream, rmSync } from 'node:fs';
@@ -25,10 +25,11 @@ import http, { type IncomingHttpHeaders } from 'node:http';
 import path from 'node:path';
 import fc from 'fast-check';
 import { envInt } from '../helpers/env';
+import { testSeed } from '../helpers/seed';
 import { FIXTURE, startBlobServer, startDemo, type BlobServer, type Demo } from '../helpers/processes';
 
 const RUNS = envInt('PATCH_FUZZ_RUNS', 200);
-const SEED = envInt('PATCH_FUZZ_SEED', (Date.now() ^ Math.floor(Math.random() * 0x100000000)) | 0);
+const SEED = testSeed('PATCH_FUZZ_SEED');
 
 const V21 = 'application/openstack-images-v2.1-json-patch';
 const V20 = 'application/openstack-images-v2.0-json-patch';

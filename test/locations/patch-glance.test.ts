@@ -11,7 +11,7 @@
  * `/locations/N` position.
  *
  *   PATCH_GLANCE_RUNS  bodies (default 3000)
- *   PATCH_GLANCE_SEED  fast-check seed (default: a new one each run, printed)
+ *   PATCH_GLANCE_SEED  fast-check seed (default: test/helpers/seed.ts; printed)
  *
  * Glance also checks values against its image schema; the suite leaves that to the service behind
  * it, so the helper reads with a schema that accepts every value and reports separately how many
@@ -23,12 +23,13 @@ import { PY_WHITESPACE, pyDecimal, pyIsDigitChar, pyIsPrintable, pyIsSpace, pySt
 import { locationPosition } from '../../lib/locations/decide';
 import { parseImagePatch, type PatchOp } from '../../lib/locations/patch';
 import { envInt } from '../helpers/env';
+import { testSeed } from '../helpers/seed';
 import { POSITION_COUNTS, PYTHON, startGlancePatchReader, type GlanceChange, type GlancePatchReader, type GlanceReading, type GlanceValue } from '../helpers/glance-patch';
 import { execFileSync } from 'node:child_process';
 import path from 'node:path';
 
 const RUNS = envInt('PATCH_GLANCE_RUNS', 3000);
-const SEED = envInt('PATCH_GLANCE_SEED', (Date.now() ^ Math.floor(Math.random() * 0x100000000)) | 0);
+const SEED = testSeed('PATCH_GLANCE_SEED');
 
 const V21 = 'application/openstack-images-v2.1-json-patch';
 const V20 = 'application/openstack-images-v2.0-json-patch';
@@ -367,7 +368,6 @@ describe("1. Location changes: PATCH /v2/images/{id}, read as Glance's own deser
       let schemaRefusals = 0;
       let parsed = 0;
       let locationOps = 0;
-      process.stdout.write(`patch-glance: seed ${SEED} (replay with PATCH_GLANCE_SEED=${SEED}), ${RUNS} runs\n`);
       await fc.assert(
         fc.asyncProperty(body(), async ([type, bytes]) => {
           const mine = ours(bytes, type);

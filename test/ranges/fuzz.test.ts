@@ -13,7 +13,7 @@
  * at an http:// location whose server ignores Range.
  *
  *   FUZZ_RUNS    cases (default 10000; bench/fuzz.sh runs 100000)
- *   FUZZ_SEED    fast-check seed (default: a new one each run, printed by fast-check on failure)
+ *   FUZZ_SEED    fast-check seed (default: test/helpers/seed.ts; printed)
  *   FUZZ_REPORT  a file to write `runs seed seconds cases/s`, then the cases by kind, to (for bench/fuzz.sh)
  */
 import { createHash } from 'node:crypto';
@@ -24,6 +24,7 @@ import fc from 'fast-check';
 import { sendGlanceError } from '../../lib/errors';
 import { serveImage } from '../../lib/ranges/serve';
 import { envInt } from '../helpers/env';
+import { testSeed } from '../helpers/seed';
 import { startBlobServer, startDemo, type BlobServer, type Demo } from '../helpers/processes';
 import {
   CATEGORIES,
@@ -42,7 +43,7 @@ import {
 } from './model';
 
 const RUNS = envInt('FUZZ_RUNS', 10_000);
-const SEED = envInt('FUZZ_SEED', (Date.now() ^ Math.floor(Math.random() * 0x100000000)) | 0);
+const SEED = testSeed('FUZZ_SEED');
 /** Out of 100 cases, how many go through the demo process. */
 const DEMO_PERCENT = 20;
 

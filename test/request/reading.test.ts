@@ -17,11 +17,11 @@
  * (blanks, case, lists, parameters, repeated). It keeps one example of each kind of disagreement
  * and fails with all of them.
  *
- *   SEED  fast-check seed of the property test (default: a new one each run, printed)
+ *   SEED  fast-check seed of the property test (default: test/helpers/seed.ts; printed)
  */
 import fc from 'fast-check';
 import { IMAGE_ROUTES, readTarget, type RequestReading, type Route } from '../../lib/request/read';
-import { envInt } from '../helpers/env';
+import { testSeed } from '../helpers/seed';
 import { isRefused, startGlanceReader, type GlanceReader, type GlanceReading, type Refused } from '../helpers/glance-reading';
 
 const SAFE = new Set(['GET', 'HEAD', 'OPTIONS']);
@@ -243,7 +243,7 @@ describe('5. Reading a request as the service behind it does: readTarget against
 // ---------------------------------------------------------------------------------------------
 // The property
 
-const SEED = envInt('SEED', (Date.now() ^ Math.floor(Math.random() * 0x100000000)) | 0);
+const SEED = testSeed('SEED');
 const RUNS = 3000;
 
 /** `s` with its UTF-8 bytes percent-encoded, hex in upper or lower case. */
@@ -346,7 +346,6 @@ const request = path.chain(({ path: p, versioned }) =>
 
 describe('5. Reading a request as the service behind it does: the property', () => {
   it(`should never route less than Glance for ${RUNS} generated requests (SEED=${SEED})`, async () => {
-    console.log(`reading.test.ts property: SEED=${SEED} RUNS=${RUNS}`);
     const started = Date.now();
     const found = new Map<string, string>();
     let routed = 0;
