@@ -5,6 +5,7 @@
 import { randomUUID } from 'node:crypto';
 import express, { type Express, type NextFunction, type Request, type Response } from 'express';
 import { glanceError, glanceErrorHandler } from '../errors';
+import { checkOptions, option, type OptionChecks } from '../options';
 import { CONTAINER_FORMATS, DISK_FORMATS } from '../defaults/formats';
 import { imageFormats, resolveFormats, type FormatListOption } from '../defaults/middleware';
 import { MemoryStore } from '../locations/store';
@@ -43,8 +44,23 @@ export interface DemoOptions {
   readonly metrics?: EdgeMetrics;
 }
 
+const DEMO_OPTIONS: OptionChecks<DemoOptions> = {
+  store: option.object('a DiskImageStore', (v) => typeof v === 'object' && v !== null && typeof (v as { facts?: unknown }).facts === 'function'),
+  showMultipleLocations: option.boolean,
+  locationTimeout: option.integer(1, 2_147_483_647, 'milliseconds'),
+  allowedLocationHosts: option.object('a list of CIDRs, addresses and host names', (v) => Array.isArray(v) && v.every((h) => typeof h === 'string')),
+  maxImageSize: option.integer(1, Number.MAX_SAFE_INTEGER, 'bytes'),
+  maxRanges: option.integer(1, 1000, 'ranges'),
+  onLegacyRange: option.function('(use) => void'),
+  diskFormats: option.any('a list of formats, or { add, remove }'),
+  containerFormats: option.any('a list of formats, or { add, remove }'),
+  logger: option.object('a pino logger (createLogger)', (v) => typeof v === 'object' && v !== null && typeof (v as { info?: unknown }).info === 'function'),
+  metrics: option.object('the metrics of createMetrics', (v) => typeof v === 'object' && v !== null && 'registry' in v),
+};
+
 /** Build the demo app around `options.store`. */
 export function createDemoApp(options: DemoOptions): Express {
+  checkOptions('createDemoApp', options, DEMO_OPTIONS, ['store']);
   const { store } = options;
   const diskFormats = resolveFormats(options.diskFormats, DISK_FORMATS, 'diskFormats');
   const containerFormats = resolveFormats(options.containerFormats, CONTAINER_FORMATS, 'containerFormats');

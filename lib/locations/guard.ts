@@ -6,6 +6,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { edgeData, inspectBody } from '../http/body';
 import { toImageLookup, type ImageFacts, type ImageLookup } from '../images/lookup';
 import { readRequest } from '../request/read';
+import { checkOptions, option, type OptionChecks } from '../options';
 import { isStore, MemoryStore, type Lease, type LeaseKind, type Store } from './store';
 import { glanceError, type GlanceError } from '../errors';
 import { decideLocationPatch, type LocationConflict, type LocationImage } from './decide';
@@ -57,7 +58,16 @@ export interface LocationRefusal {
   readonly req: IncomingMessage;
 }
 
-const OPTIONS = new Set(['lookup', 'showMultipleLocations', 'limit', 'store', 'onRefused', 'caseSensitive', 'strict', 'patchMediaTypes']);
+const GUARD_OPTIONS: OptionChecks<LocationGuardOptions> = {
+  lookup: option.object('a function (id, req) => Promise<ImageFacts | null> or the URL of a Glance v2 API', (v) => typeof v === 'function' || typeof v === 'string'),
+  showMultipleLocations: option.boolean,
+  limit: option.integer(1, Number.MAX_SAFE_INTEGER, 'bytes'),
+  store: option.object('a Store (acquire, renew, release, local)', isStore),
+  onRefused: option.function('(refusal) => void'),
+  caseSensitive: option.boolean,
+  strict: option.boolean,
+  patchMediaTypes: option.oneOf('json', 'glance'),
+};
 
 /** Whether a (lower-cased) media type says its body is JSON, or says nothing. */
 function isJsonType(type: string): boolean {
@@ -110,27 +120,16 @@ function registryKey(image: ImageFacts): string {
  * guard judged.
  */
 export function locationGuard(options: LocationGuardOptions) {
-  if (typeof options !== 'object' || options === null) throw new TypeError('locationGuard: options must be an object');
-  for (const key of Object.keys(options)) {
-    if (!OPTIONS.has(key)) throw new TypeError(`locationGuard: unknown option '${key}'`);
-  }
+  checkOptions('locationGuard', options, GUARD_OPTIONS, ['lookup']);
   const lookup = toImageLookup(options.lookup, 'locationGuard');
   const showMultipleLocations = options.showMultipleLocations ?? true;
-  if (typeof showMultipleLocations !== 'boolean') throw new TypeError("locationGuard: option 'showMultipleLocations' must be a boolean");
   const limit = options.limit ?? 1024 * 1024;
-  if (!Number.isInteger(limit) || limit <= 0) throw new TypeError("locationGuard: option 'limit' must be a positive integer of bytes");
   const store = options.store ?? new MemoryStore();
-  if (!isStore(store)) throw new TypeError("locationGuard: option 'store' must be a Store (acquire, renew, release, local)");
   const policy = { showMultipleLocations };
   const onRefused = options.onRefused;
-  if (onRefused !== undefined && typeof onRefused !== 'function') throw new TypeError("locationGuard: option 'onRefused' must be a function");
   const caseSensitive = options.caseSensitive ?? false;
-  if (typeof caseSensitive !== 'boolean') throw new TypeError("locationGuard: option 'caseSensitive' must be a boolean");
   const strict = options.strict ?? false;
-  if (typeof strict !== 'boolean') throw new TypeError("locationGuard: option 'strict' must be a boolean");
-  const patchMediaTypes = options.patchMediaTypes ?? 'json';
-  if (patchMediaTypes !== 'glance' && patchMediaTypes !== 'json') throw new TypeError("locationGuard: option 'patchMediaTypes' must be 'glance' or 'json'");
-  const looseTypes = patchMediaTypes === 'json';
+  const looseTypes = (options.patchMediaTypes ?? 'json') === 'json';
   const refuse = (req: IncomingMessage, imageId: string, error: GlanceError): GlanceError => {
     if (onRefused) {
       const conflict = error as Partial<LocationConflict>;

@@ -7,6 +7,7 @@
 import { randomUUID } from 'node:crypto';
 import { writeSync } from 'node:fs';
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { checkOptions, option } from '../options';
 import pino, { type DestinationStream, type Logger } from 'pino';
 import { answerHeader } from '../http/answer-headers';
 import { pinoHttp } from 'pino-http';
@@ -98,6 +99,10 @@ export function lineBuffer(fd: number, size = 64 * 1024, flushAt = 32 * 1024): D
 
 /** A pino logger writing JSON lines with ISO times and level names, by default to stdout through a lineBuffer. */
 export function createLogger(options: LoggerOptions = {}): Logger {
+  checkOptions('createLogger', options, {
+    level: option.oneOf('fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'),
+    destination: option.object('a pino destination stream', (v) => typeof v === 'object' && v !== null && typeof (v as { write?: unknown }).write === 'function'),
+  });
   return pino(
     {
       level: options.level ?? 'info',

@@ -10,6 +10,7 @@ import { hypervisorMetadefs, imageSchemas } from '../defaults/documents';
 import { imageFormats, type FormatListOption } from '../defaults/middleware';
 import { pythonJson } from '../http/json';
 import { pathOf } from '../http/media';
+import { checkOptions, option, type OptionChecks } from '../options';
 import { readRequest, type Route } from '../request/read';
 import { rewriteJsonAnswer } from '../http/rewrite';
 import { httpImageLookup, type ImageFacts } from '../images/lookup';
@@ -58,6 +59,19 @@ export function untouchedBySuite(req: IncomingMessage): boolean {
   const reading = readRequest(req);
   return !reading.mayChange && reading.ambiguous === null && !SUITE_ROUTES.has(reading.route) && !SIDECAR_PATHS.has(pathOf(req).toLowerCase());
 }
+
+const SIDECAR_OPTIONS: OptionChecks<SidecarOptions> = {
+  upstream: option.url,
+  timeout: option.integer(1, 2_147_483_647, 'milliseconds'),
+  showMultipleLocations: option.boolean,
+  maxRanges: option.integer(1, 1000, 'ranges'),
+  diskFormats: option.any('a list of formats, or { add, remove }'),
+  containerFormats: option.any('a list of formats, or { add, remove }'),
+  onLegacyRange: option.function('(use) => void'),
+  legacyUpstream: option.boolean,
+  logger: option.object('a pino logger (createLogger)', (v) => typeof v === 'object' && v !== null && typeof (v as { info?: unknown }).info === 'function'),
+  metrics: option.object('the metrics of createMetrics', (v) => typeof v === 'object' && v !== null && 'registry' in v),
+};
 
 /** Build the sidecar app in front of `options.upstream`. */
 export function createSidecarApp(options: SidecarOptions): Express {
@@ -115,6 +129,7 @@ export function createSidecarHandler(options: SidecarOptions): (req: IncomingMes
 type Middleware = (req: IncomingMessage, res: ServerResponse, next: () => void) => void;
 
 function sidecarParts(options: SidecarOptions, frontInApp: boolean) {
+  checkOptions(frontInApp ? 'createSidecarApp' : 'createSidecarHandler', options, SIDECAR_OPTIONS, ['upstream']);
   const base = new URL(options.upstream);
   const transport = base.protocol === 'https:' ? https : http;
   const agent = upstreamAgent(transport);

@@ -16,6 +16,7 @@ import { glanceError, type GlanceError } from '../errors';
 import { flatHeader, noteFlatHeaders } from '../http/answer-headers';
 import { edgeData } from '../http/body';
 import { countLarge } from '../http/reclaim';
+import { checkOptions, option, type OptionChecks } from '../options';
 
 export interface ForwardOptions {
   /** Base URL of the upstream image service (a path prefix is kept). */
@@ -136,17 +137,19 @@ export function framingRefusal(req: IncomingMessage): GlanceError | null {
   return refusedConnections.has(req.socket) ? afterRefusal : null;
 }
 
+const FORWARD_OPTIONS: OptionChecks<ForwardOptions> = {
+  upstream: option.url,
+  timeout: option.integer(1, 2_147_483_647, 'milliseconds'),
+  agent: option.object('an http.Agent', (v) => v instanceof http.Agent),
+  onAnswer: option.function('(seconds) => void'),
+  requestId: option.function('(req) => string | undefined'),
+};
+
 /** A handler that forwards every request it gets to the upstream. Mount it last, before the error handler. */
 export function forward(options: ForwardOptions) {
-  let base: URL;
-  try {
-    base = new URL(options.upstream);
-  } catch {
-    throw new TypeError(`forward: option 'upstream' must be an absolute http(s) URL, got ${JSON.stringify(options.upstream)}`);
-  }
-  if (base.protocol !== 'http:' && base.protocol !== 'https:') throw new TypeError("forward: option 'upstream' must be an http(s) URL");
+  checkOptions('forward', options, FORWARD_OPTIONS, ['upstream']);
+  const base = new URL(options.upstream);
   const timeout = options.timeout ?? 60_000;
-  if (!Number.isInteger(timeout) || timeout <= 0) throw new TypeError("forward: option 'timeout' must be a positive integer of milliseconds");
   const transport = base.protocol === 'https:' ? https : http;
   const agent = options.agent ?? upstreamAgent(transport);
   const prefix = base.pathname.replace(/\/+$/, '');

@@ -878,13 +878,19 @@ describe('1. Location changes: locationGuard options', () => {
     ['Infinity', Number.POSITIVE_INFINITY],
   ])('should throw a TypeError at construction for limit %s', (_name, limit) => {
     expect(() => locationGuard({ lookup, limit } as unknown as LocationGuardOptions)).toThrow(
-      new TypeError("locationGuard: option 'limit' must be a positive integer of bytes"),
+      new TypeError("locationGuard: option 'limit' must be a whole number of bytes, at least 1"),
+    );
+  });
+
+  it("should throw a TypeError naming the key for a misspelt option (showMultipleLocatoins)", () => {
+    expect(() => locationGuard({ lookup: async () => null, showMultipleLocatoins: false } as unknown as LocationGuardOptions)).toThrow(
+      new TypeError("locationGuard: unknown option 'showMultipleLocatoins'"),
     );
   });
 
   it('should throw a TypeError at construction when lookup is missing', () => {
     expect(() => locationGuard({} as unknown as LocationGuardOptions)).toThrow(TypeError);
-    expect(() => locationGuard({} as unknown as LocationGuardOptions)).toThrow(/^locationGuard: option 'lookup' must be a function/);
+    expect(() => locationGuard({} as unknown as LocationGuardOptions)).toThrow(/^locationGuard: option 'lookup' is required \(a function/);
   });
 
   it('should throw a TypeError at construction when lookup is neither a function nor a URL', () => {
@@ -899,7 +905,7 @@ describe('1. Location changes: locationGuard options', () => {
 
   it('should throw a TypeError at construction for a non-boolean showMultipleLocations or a store that is not one', () => {
     expect(() => locationGuard({ lookup, showMultipleLocations: 'no' } as unknown as LocationGuardOptions)).toThrow(
-      new TypeError("locationGuard: option 'showMultipleLocations' must be a boolean"),
+      new TypeError("locationGuard: option 'showMultipleLocations' must be true or false"),
     );
     expect(() => locationGuard({ lookup, store: {} } as unknown as LocationGuardOptions)).toThrow(
       new TypeError("locationGuard: option 'store' must be a Store (acquire, renew, release, local)"),
