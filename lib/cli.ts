@@ -2,8 +2,12 @@
 /**
  * The `glance-edge` command.
  *
- *   glance-edge demo [--data DIR] [--port 9292] [--host 127.0.0.1] [--show-multiple-locations true|false]
- *                    [--allowed-location-hosts CIDRS] [--max-image-size BYTES] [--max-connections N]
+ *   glance-edge demo [--data DIR] [--port 9292] [--host 127.0.0.1] [--show-multiple-locations true|false] ...
+ *   glance-edge proxy --upstream URL [--port 9393] [--config FILE] ...
+ *
+ * A wrong command line is one line on stderr that names what the user wrote (the flag, the
+ * GLANCE_EDGE_ variable, or the key and its --config file) and exit status 2; the usage goes to
+ * stdout on --help, -h and `help`, and to stderr when the command is missing.
  *
  * The shebang gives V8 a 1 MiB young-generation semi-space: at thousands of downloads a second V8
  * otherwise grows it to 16 MiB (48 MiB of heap). Under 1 MiB range load (8 connections) the demo
@@ -22,17 +26,18 @@ import { readFileSync } from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
 import v8 from 'node:v8';
-import { parseArgs } from 'node:util';
 import { createDemoApp } from './demo/app';
 import { locationPolicy } from './demo/location';
 import { DEFAULT_MAX_IMAGE_SIZE } from './demo/service';
 import { DiskImageStore } from './demo/store';
+import type { FormatListOption } from './defaults/middleware';
 import { createLogger, type Logger } from './observe/logs';
 import { reclaimStreamedData } from './http/reclaim';
 import { createMetrics } from './observe/metrics';
 import { createSidecarHandler } from './sidecar/app';
 
 const USAGE = `Usage: glance-edge <command> [options]
+       glance-edge help | --help | -h
 
 Commands:
   demo    Run an embedded Glance-v2-compatible image service on disk, with glance-edge in front.
@@ -57,12 +62,13 @@ Commands:
           --max-connections N                most client connections open at once; more are
                                              closed as they come (default 1024)
   proxy   Put glance-edge in front of an existing Glance-v2-style image service (the sidecar).
-          --upstream URL                     the image service
+          --upstream URL                     the image service, http:// or https://
           --port N                           port to listen on (default 9393)
           --host H                           address to listen on (default 127.0.0.1)
           --show-multiple-locations BOOL     as the upstream's show_multiple_locations (default true)
           --max-ranges N                     as for demo
           --legacy-upstream BOOL             the upstream understands only Content-Range requests
+                                             (default false)
           --timeout MS                       wait for the upstream to begin answering (default 60000)
           --header-timeout MS, --idle-timeout MS   as for demo (idle: longer than --timeout;
                                              default the larger of 60000 and timeout + 10000)
@@ -73,78 +79,251 @@ Commands:
           Flags win over GLANCE_EDGE_UPSTREAM, GLANCE_EDGE_PORT, GLANCE_EDGE_HOST (and the others
           GLANCE_EDGE_ + the flag's name in capitals, - as _), which win over
           the file.
+  help    Print this text.
+
+BOOL is true or false, nothing else. N, MS (milliseconds) and BYTES are whole numbers in decimal:
+a port from 0 to 65535, MS from 1 to 86400000 (a day), --max-ranges from 1 to 1000,
+--max-connections from 1 to 1048576, --max-image-size from 1 to 9007199254740991. In the
+--config file they are JSON numbers and JSON true or false.
 
 Both log JSON lines on stdout (pino): one per request, with its X-Openstack-Request-Id; a warn
 line per deprecated Content-Range request; one per refused location change. Both serve
 Prometheus metrics at GET /metrics.
+
+Exit status: 2 when the command line is wrong (one line on stderr says what), 1 when the command
+cannot start (its port taken, its data folder unwritable), 0 once stopped by SIGINT or SIGTERM.
 `;
 
+/** A wrong command line: one line on stderr naming what the user wrote, and exit status 2. */
 class UsageError extends Error {}
 
-function port(value: string | undefined, fallback: number): number {
-  if (value === undefined) return fallback;
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < 0 || n > 65535) throw new UsageError(`--port must be a port number, got '${value}'`);
-  return n;
+const DEMO_FLAGS = ['data', 'port', 'host', 'show-multiple-locations', 'max-ranges', 'header-timeout', 'idle-timeout', 'allowed-location-hosts', 'max-image-size', 'max-connections'] as const;
+const PROXY_FLAGS = ['upstream', 'port', 'host', 'show-multiple-locations', 'max-ranges', 'legacy-upstream', 'timeout', 'header-timeout', 'idle-timeout', 'config'] as const;
+const COMMANDS = { demo: DEMO_FLAGS as readonly string[], proxy: PROXY_FLAGS as readonly string[] };
+type Command = keyof typeof COMMANDS;
+/** The keys of proxy's --config file: its flags but --config, in camelCase, and the format lists. */
+const CONFIG_KEYS = [...PROXY_FLAGS.filter((f) => f !== 'config').map(camelCase), 'diskFormats', 'containerFormats'];
+
+/** Timeouts in ms: at least 1, at most a day (well inside Node's timers, which overflow at 2^31 - 1). */
+const MAX_MS = 86_400_000;
+/** Linux's default ceiling on one process's open files (fs.nr_open). */
+const MAX_CONNECTIONS = 1_048_576;
+
+function camelCase(flag: string): string {
+  return flag.replace(/-([a-z])/g, (_m, c: string) => c.toUpperCase());
 }
 
-function bool(value: string | undefined, name: string, fallback: boolean): boolean {
-  if (value === undefined) return fallback;
-  if (/^(true|yes|1|on)$/i.test(value)) return true;
-  if (/^(false|no|0|off)$/i.test(value)) return false;
-  throw new UsageError(`--${name} must be true or false, got '${value}'`);
+/** The candidate that `word` most likely misspells: the same letters apart from case, - and _, or two edits away. */
+function nearest(word: string, candidates: readonly string[]): string | undefined {
+  const loose = (s: string) => s.toLowerCase().replace(/[-_]/g, '');
+  const distance = (a: string, b: string): number => {
+    let row = Array.from({ length: b.length + 1 }, (_v, j) => j);
+    for (let i = 1; i <= a.length; i++) {
+      const next = [i];
+      for (let j = 1; j <= b.length; j++) {
+        next.push(Math.min((row[j] ?? 0) + 1, (next[j - 1] ?? 0) + 1, (row[j - 1] ?? 0) + (a[i - 1] === b[j - 1] ? 0 : 1)));
+      }
+      row = next;
+    }
+    return row[b.length] ?? Infinity;
+  };
+  const w = loose(word);
+  if (w.length < 3) return undefined;
+  return candidates.find((c) => loose(c) === w) ?? candidates.find((c) => distance(loose(c), w) <= 2);
 }
 
-function readConfig(file: string): Record<string, unknown> {
-  let doc: unknown;
-  try {
-    doc = JSON.parse(readFileSync(file, 'utf8'));
-  } catch (err) {
-    throw new UsageError(`--config ${file}: ${err instanceof Error ? err.message : String(err)}`);
+/**
+ * The flags of `command` in `args`: `--name value` or `--name=value`, the last of a repeated flag
+ * winning. `help` is true when `--help` or `-h` is among them, whatever else is wrong.
+ */
+function parseFlags(command: Command, args: readonly string[]): { readonly help: boolean; readonly flags: ReadonlyMap<string, string> } {
+  const known = COMMANDS[command];
+  const flags = new Map<string, string>();
+  let help = false;
+  let problem: string | undefined;
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i] as string;
+    if (arg === '--help' || arg === '-h') {
+      help = true;
+      continue;
+    }
+    if (arg === '--') {
+      const after = args[i + 1];
+      if (after !== undefined) problem ??= `${command} takes no arguments, got '${after}'`;
+      break;
+    }
+    if (!arg.startsWith('-') || arg === '-') {
+      problem ??= `${command} takes no arguments, got '${arg}'`;
+      continue;
+    }
+    const eq = arg.indexOf('=');
+    const spelled = arg.startsWith('--') && eq > 2 ? arg.slice(0, eq) : arg;
+    const name = spelled.slice(2);
+    if (spelled === '--help') {
+      problem ??= `--help takes no value, got '${arg}'`;
+      continue;
+    }
+    if (!spelled.startsWith('--') || !known.includes(name)) {
+      problem ??= unknownFlag(command, spelled);
+      continue;
+    }
+    let value: string;
+    if (spelled !== arg) {
+      value = arg.slice(eq + 1);
+    } else {
+      const next = args[i + 1];
+      if (next === undefined || next.startsWith('--')) {
+        problem ??= `${spelled} needs a value`;
+        continue;
+      }
+      value = next;
+      i++;
+    }
+    flags.set(name, value);
   }
-  if (typeof doc !== 'object' || doc === null || Array.isArray(doc)) throw new UsageError(`--config ${file}: must hold a JSON object`);
-  const known = new Set(['upstream', 'port', 'host', 'showMultipleLocations', 'maxRanges', 'legacyUpstream', 'timeout', 'headerTimeout', 'idleTimeout', 'diskFormats', 'containerFormats']);
-  const unknown = Object.keys(doc).find((k) => !known.has(k));
-  if (unknown !== undefined) throw new UsageError(`--config ${file}: unknown key '${unknown}'`);
-  return doc as Record<string, unknown>;
+  if (!help && problem !== undefined) throw new UsageError(problem);
+  return { help, flags };
 }
 
-function maxRanges(value: string | undefined): number {
-  const n = Number(value ?? 1);
-  if (!Number.isInteger(n) || n < 1 || n > 1000) throw new UsageError(`--max-ranges must be a whole number from 1 to 1000, got '${value}'`);
+function unknownFlag(command: Command, spelled: string): string {
+  const other: Command = command === 'demo' ? 'proxy' : 'demo';
+  const name = spelled.replace(/^--?/, '');
+  if (spelled.startsWith('--') && COMMANDS[other].includes(name)) return `unknown flag '${spelled}' for ${command} (it is a flag of ${other})`;
+  const near = nearest(name, COMMANDS[command]);
+  return `unknown flag '${spelled}' for ${command}${near === undefined ? '' : ` (did you mean '--${near}'?)`}`;
+}
+
+/**
+ * A setting's value and where the user gave it, named as they wrote it: `--port`,
+ * `GLANCE_EDGE_PORT`, or `port in proxy.json`. From a flag or a variable it is a string; from the
+ * file, any JSON value.
+ */
+interface Given {
+  readonly value: unknown;
+  readonly from: string;
+  readonly inFile: boolean;
+}
+
+/** A proxy --config file: its name as given and its object. */
+interface ConfigFile {
+  readonly file: string;
+  readonly doc: Readonly<Record<string, unknown>>;
+}
+
+/** `flag`'s value from the command line, else its GLANCE_EDGE_ variable, else its key in the file. */
+function lookup(flags: ReadonlyMap<string, string>, flag: string, sources: { readonly env: boolean; readonly config?: ConfigFile | undefined }): Given | undefined {
+  const value = flags.get(flag);
+  if (value !== undefined) return { value, from: `--${flag}`, inFile: false };
+  if (sources.env) {
+    const variable = `GLANCE_EDGE_${flag.toUpperCase().replace(/-/g, '_')}`;
+    const fromEnv = process.env[variable];
+    if (fromEnv !== undefined) return { value: fromEnv, from: variable, inFile: false };
+  }
+  const key = camelCase(flag);
+  const { config } = sources;
+  if (config !== undefined && Object.hasOwn(config.doc, key)) return { value: config.doc[key], from: `${key} in ${config.file}`, inFile: true };
+  return undefined;
+}
+
+/** What the user wrote, for a message: quoted as typed, or as JSON from the file. */
+function shown(given: Given): string {
+  const { value } = given;
+  if (!given.inFile) return `'${String(value)}'`;
+  if (typeof value === 'string') return `the string ${JSON.stringify(value)}`;
+  if (Array.isArray(value)) return 'an array';
+  if (typeof value === 'object' && value !== null) return 'an object';
+  return JSON.stringify(value);
+}
+
+function integer(given: Given | undefined, fallback: number, min: number, max: number): number {
+  if (given === undefined) return fallback;
+  const { value } = given;
+  const n = given.inFile ? (typeof value === 'number' ? value : NaN) : /^\d+$/.test(String(value)) ? Number(value) : NaN;
+  if (!Number.isInteger(n) || n < min || n > max) throw new UsageError(`${given.from} must be an integer from ${min} to ${max}, got ${shown(given)}`);
   return n;
 }
 
-function whole(value: string | undefined, name: string, fallback: number): number {
-  if (value === undefined) return fallback;
-  const n = Number(value);
-  if (!/^\d+$/.test(value) || !Number.isSafeInteger(n) || n < 1) throw new UsageError(`--${name} must be a positive whole number, got '${value}'`);
-  return n;
+function millis(given: Given | undefined, fallback: number): number {
+  return integer(given, fallback, 1, MAX_MS);
+}
+
+/** Exactly true or false: from a flag or a variable the word, from the file the JSON boolean. */
+function bool(given: Given | undefined, fallback: boolean): boolean {
+  if (given === undefined) return fallback;
+  const { value } = given;
+  if (given.inFile ? value === true : value === 'true') return true;
+  if (given.inFile ? value === false : value === 'false') return false;
+  throw new UsageError(`${given.from} must be true or false, got ${shown(given)}`);
+}
+
+function text(given: Given | undefined, fallback: string): string {
+  if (given === undefined) return fallback;
+  if (typeof given.value !== 'string' || given.value === '') throw new UsageError(`${given.from} must be a non-empty string, got ${shown(given)}`);
+  return given.value;
+}
+
+function httpUrl(given: Given): string {
+  const { value } = given;
+  let url: URL | undefined;
+  try {
+    url = typeof value === 'string' ? new URL(value) : undefined;
+  } catch {
+    url = undefined;
+  }
+  if (url === undefined || (url.protocol !== 'http:' && url.protocol !== 'https:') || url.hostname === '') {
+    throw new UsageError(`${given.from} must be an http:// or https:// URL, got ${shown(given)}`);
+  }
+  return value as string;
+}
+
+/** A format list of the file: an array of names, or { add, remove } arrays (see imageFormats). */
+function formatList(given: Given | undefined): FormatListOption | undefined {
+  if (given === undefined) return undefined;
+  const { value } = given;
+  const names = (v: unknown) => Array.isArray(v) && v.every((s) => typeof s === 'string' && s !== '');
+  const changes = typeof value === 'object' && value !== null && Object.entries(value).every(([k, v]) => (k === 'add' || k === 'remove') && names(v));
+  if (!names(value) && !changes) throw new UsageError(`${given.from} must be an array of format names or an object of "add" and "remove" arrays, got ${shown(given)}`);
+  return value as FormatListOption;
 }
 
 /** A comma list of CIDRs, addresses and host names; '' is the empty list. */
-function hostList(value: string | undefined): string[] | undefined {
-  if (value === undefined) return undefined;
-  const list = value.split(',').map((h) => h.trim()).filter((h) => h !== '');
+function hostList(given: Given | undefined): string[] | undefined {
+  if (given === undefined) return undefined;
+  const list = String(given.value).split(',').map((h) => h.trim()).filter((h) => h !== '');
   try {
-    locationPolicy(list, '--allowed-location-hosts');
+    locationPolicy(list, given.from);
   } catch (err) {
     throw new UsageError(err instanceof Error ? err.message : String(err));
   }
   return list;
 }
 
+function readConfig(file: string): ConfigFile {
+  let source: string;
+  try {
+    source = readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new UsageError(`--config ${file}: ${(err as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : err instanceof Error ? err.message : String(err)}`);
+  }
+  let doc: unknown;
+  try {
+    doc = JSON.parse(source);
+  } catch (err) {
+    throw new UsageError(`--config ${file} is not JSON: ${err instanceof Error ? err.message : String(err)}`);
+  }
+  if (typeof doc !== 'object' || doc === null || Array.isArray(doc)) throw new UsageError(`--config ${file} must hold a JSON object, got ${shown({ value: doc, from: file, inFile: true })}`);
+  for (const key of Object.keys(doc)) {
+    if (CONFIG_KEYS.includes(key)) continue;
+    const near = nearest(key, CONFIG_KEYS);
+    throw new UsageError(`unknown key '${key}' in ${file}${near === undefined ? '' : ` (did you mean '${near}'?)`}`);
+  }
+  return { file, doc: doc as Record<string, unknown> };
+}
+
 /** How long a client may take over its request's headers, and be idle mid-request, in ms. */
 interface ClientTimeouts {
   readonly header: number;
   readonly idle: number;
-}
-
-function millis(value: string | undefined, name: string, fallback: number): number {
-  if (value === undefined) return fallback;
-  const n = Number(value);
-  if (!Number.isInteger(n) || n <= 0) throw new UsageError(`--${name} must be a positive number of milliseconds, got '${value}'`);
-  return n;
 }
 
 /** An http.Server for `handler` that cuts clients too slow with their headers or idle mid-request. */
@@ -189,106 +368,114 @@ function serve(name: string, logger: Logger, server: http.Server, host: string, 
 
 export async function main(argv: string[]): Promise<void> {
   const [command, ...rest] = argv;
-  if (command === undefined || command === '--help' || command === '-h' || command === 'help') {
+  if (command === undefined) {
+    // A missing command is a wrong command line: the usage goes where errors go.
+    process.stderr.write(USAGE);
+    process.exitCode = 2;
+    return;
+  }
+  if (command === '--help' || command === '-h' || command === 'help') {
+    const [about, extra] = rest;
+    if (command === 'help' && about !== undefined && about !== 'demo' && about !== 'proxy') throw new UsageError(unknownCommand(about));
+    if (command === 'help' && extra !== undefined) throw new UsageError(`help takes one command at most, got '${extra}'`);
     process.stdout.write(USAGE);
     return;
   }
-  if (command === 'demo') {
-    const { values } = parseArgs({
-      args: rest,
-      options: {
-        data: { type: 'string' },
-        port: { type: 'string' },
-        host: { type: 'string' },
-        'show-multiple-locations': { type: 'string' },
-        'max-ranges': { type: 'string' },
-        'header-timeout': { type: 'string' },
-        'idle-timeout': { type: 'string' },
-        'allowed-location-hosts': { type: 'string' },
-        'max-image-size': { type: 'string' },
-        'max-connections': { type: 'string' },
-      },
-      strict: true,
-    });
-    const allowedLocationHosts = hostList(values['allowed-location-hosts']);
-    const maxImageSize = whole(values['max-image-size'], 'max-image-size', DEFAULT_MAX_IMAGE_SIZE);
-    const maxConnections = whole(values['max-connections'], 'max-connections', 1024);
-    // The demo's heap grows by a fifth at a time rather than V8's 1.5-4x (see the header).
-    v8.setFlagsFromString('--heap-growing-percent=20');
-    const dataDir = path.resolve(values.data ?? 'data');
-    const store = await DiskImageStore.open(dataDir);
-    const logger = createLogger();
-    const app = createDemoApp({
-      store,
-      showMultipleLocations: bool(values['show-multiple-locations'], 'show-multiple-locations', true),
-      maxRanges: maxRanges(values['max-ranges']),
-      ...(allowedLocationHosts === undefined ? {} : { allowedLocationHosts }),
-      maxImageSize,
-      logger,
-      metrics: createMetrics(),
-    });
-    const timeouts = { header: millis(values['header-timeout'], 'header-timeout', 20_000), idle: millis(values['idle-timeout'], 'idle-timeout', 60_000) };
-    const server = createServer(app, timeouts);
-    server.maxConnections = maxConnections;
-    await serve('demo', logger, server, values.host ?? '127.0.0.1', port(values.port, 9292), { data: dataDir });
+  if (command !== 'demo' && command !== 'proxy') throw new UsageError(unknownCommand(command));
+  const { help, flags } = parseFlags(command, rest);
+  if (help) {
+    process.stdout.write(USAGE);
     return;
   }
-  if (command === 'proxy') {
-    const { values } = parseArgs({
-      args: rest,
-      options: {
-        upstream: { type: 'string' },
-        port: { type: 'string' },
-        host: { type: 'string' },
-        'show-multiple-locations': { type: 'string' },
-        'max-ranges': { type: 'string' },
-        'legacy-upstream': { type: 'string' },
-        timeout: { type: 'string' },
-        'header-timeout': { type: 'string' },
-        'idle-timeout': { type: 'string' },
-        config: { type: 'string' },
-      },
-      strict: true,
-    });
-    const file = values.config === undefined ? {} : readConfig(values.config);
-    const pick = (flag: string | undefined, env: string, key: string): string | undefined => {
-      const fromFile = file[key];
-      return flag ?? process.env[env] ?? (fromFile === undefined ? undefined : String(fromFile));
-    };
-    const upstream = pick(values.upstream, 'GLANCE_EDGE_UPSTREAM', 'upstream');
-    if (!upstream || !/^https?:\/\/./.test(upstream)) throw new UsageError('proxy needs --upstream http(s)://host:port (or GLANCE_EDGE_UPSTREAM, or upstream in --config)');
-    const timeout = Number(pick(values.timeout, 'GLANCE_EDGE_TIMEOUT', 'timeout') ?? 60000);
-    if (!Number.isInteger(timeout) || timeout <= 0) throw new UsageError('--timeout must be a positive number of milliseconds');
-    const formats = (key: 'diskFormats' | 'containerFormats') => (file[key] === undefined ? {} : { [key]: file[key] as string[] });
-    const logger = createLogger();
-    const handler = createSidecarHandler({
-      upstream,
-      timeout,
-      showMultipleLocations: bool(pick(values['show-multiple-locations'], 'GLANCE_EDGE_SHOW_MULTIPLE_LOCATIONS', 'showMultipleLocations'), 'show-multiple-locations', true),
-      maxRanges: maxRanges(pick(values['max-ranges'], 'GLANCE_EDGE_MAX_RANGES', 'maxRanges')),
-      legacyUpstream: bool(pick(values['legacy-upstream'], 'GLANCE_EDGE_LEGACY_UPSTREAM', 'legacyUpstream'), 'legacy-upstream', false),
-      ...formats('diskFormats'),
-      ...formats('containerFormats'),
-      logger,
-      metrics: createMetrics(),
-    });
-    const host = pick(values.host, 'GLANCE_EDGE_HOST', 'host') ?? '127.0.0.1';
-    // A client waits in silence while the upstream thinks: it must not be cut before the upstream's deadline.
-    const timeouts = {
-      header: millis(pick(values['header-timeout'], 'GLANCE_EDGE_HEADER_TIMEOUT', 'headerTimeout'), 'header-timeout', 20_000),
-      idle: millis(pick(values['idle-timeout'], 'GLANCE_EDGE_IDLE_TIMEOUT', 'idleTimeout'), 'idle-timeout', Math.max(60_000, timeout + 10_000)),
-    };
-    if (timeouts.idle <= timeout) throw new UsageError(`--idle-timeout (${timeouts.idle}) must be longer than --timeout (${timeout}): a client waits idle while the upstream answers`);
-    await serve('proxy', logger, createServer(handler, timeouts), host, port(pick(values.port, 'GLANCE_EDGE_PORT', 'port'), 9393), { upstream });
-    return;
+  if (command === 'demo') await demo(flags);
+  else await proxy(flags);
+}
+
+function unknownCommand(command: string): string {
+  const near = nearest(command, ['demo', 'proxy', 'help']);
+  return `unknown command '${command}' (${near === undefined ? 'the commands are demo, proxy and help' : `did you mean '${near}'?`})`;
+}
+
+async function demo(flags: ReadonlyMap<string, string>): Promise<void> {
+  const given = (flag: (typeof DEMO_FLAGS)[number]) => lookup(flags, flag, { env: false });
+  // Every flag is checked before anything starts.
+  const dataGiven = given('data');
+  const dataDir = path.resolve(text(dataGiven, 'data'));
+  const listenPort = integer(given('port'), 9292, 0, 65535);
+  const host = text(given('host'), '127.0.0.1');
+  const showMultipleLocations = bool(given('show-multiple-locations'), true);
+  const maxRanges = integer(given('max-ranges'), 1, 1, 1000);
+  const timeouts = { header: millis(given('header-timeout'), 20_000), idle: millis(given('idle-timeout'), 60_000) };
+  const allowedLocationHosts = hostList(given('allowed-location-hosts'));
+  const maxImageSize = integer(given('max-image-size'), DEFAULT_MAX_IMAGE_SIZE, 1, Number.MAX_SAFE_INTEGER);
+  const maxConnections = integer(given('max-connections'), 1024, 1, MAX_CONNECTIONS);
+  // The demo's heap grows by a fifth at a time rather than V8's 1.5-4x (see the header).
+  v8.setFlagsFromString('--heap-growing-percent=20');
+  const store = await DiskImageStore.open(dataDir).catch((err: unknown) => {
+    const folder = dataGiven === undefined ? `the default data folder ${dataDir}` : `--data ${String(dataGiven.value)}`;
+    throw new Error(`${folder}: ${err instanceof Error ? err.message : String(err)}`);
+  });
+  const logger = createLogger();
+  const app = createDemoApp({
+    store,
+    showMultipleLocations,
+    maxRanges,
+    ...(allowedLocationHosts === undefined ? {} : { allowedLocationHosts }),
+    maxImageSize,
+    logger,
+    metrics: createMetrics(),
+  });
+  const server = createServer(app, timeouts);
+  server.maxConnections = maxConnections;
+  await serve('demo', logger, server, host, listenPort, { data: dataDir });
+}
+
+async function proxy(flags: ReadonlyMap<string, string>): Promise<void> {
+  const configFile = flags.get('config');
+  const config = configFile === undefined ? undefined : readConfig(configFile);
+  const given = (flag: Exclude<(typeof PROXY_FLAGS)[number], 'config'>) => lookup(flags, flag, { env: true, config });
+  const fromFile = (key: 'diskFormats' | 'containerFormats'): Given | undefined =>
+    config !== undefined && Object.hasOwn(config.doc, key) ? { value: config.doc[key], from: `${key} in ${config.file}`, inFile: true } : undefined;
+  // Every setting is checked before anything starts.
+  const upstreamGiven = given('upstream');
+  if (upstreamGiven === undefined) throw new UsageError('proxy needs --upstream URL (or GLANCE_EDGE_UPSTREAM, or upstream in a --config file)');
+  const upstream = httpUrl(upstreamGiven);
+  const listenPort = integer(given('port'), 9393, 0, 65535);
+  const host = text(given('host'), '127.0.0.1');
+  const showMultipleLocations = bool(given('show-multiple-locations'), true);
+  const maxRanges = integer(given('max-ranges'), 1, 1, 1000);
+  const legacyUpstream = bool(given('legacy-upstream'), false);
+  const timeoutGiven = given('timeout');
+  const timeout = millis(timeoutGiven, 60_000);
+  // A client waits in silence while the upstream thinks: it must not be cut before the upstream's deadline.
+  const idleGiven = given('idle-timeout');
+  const timeouts = { header: millis(given('header-timeout'), 20_000), idle: millis(idleGiven, Math.max(60_000, timeout + 10_000)) };
+  if (idleGiven !== undefined && timeouts.idle <= timeout) {
+    const upstreamWait = timeoutGiven === undefined ? 'the default --timeout' : timeoutGiven.from;
+    throw new UsageError(`${idleGiven.from} (${timeouts.idle}) must be longer than ${upstreamWait} (${timeout}): a client waits idle while the upstream answers`);
   }
-  throw new UsageError(`unknown command '${command}'`);
+  const diskFormats = formatList(fromFile('diskFormats'));
+  const containerFormats = formatList(fromFile('containerFormats'));
+  const logger = createLogger();
+  const handler = createSidecarHandler({
+    upstream,
+    timeout,
+    showMultipleLocations,
+    maxRanges,
+    legacyUpstream,
+    ...(diskFormats === undefined ? {} : { diskFormats }),
+    ...(containerFormats === undefined ? {} : { containerFormats }),
+    logger,
+    metrics: createMetrics(),
+  });
+  await serve('proxy', logger, createServer(handler, timeouts), host, listenPort, { upstream });
 }
 
 if (require.main === module) {
   main(process.argv.slice(2)).catch((err: unknown) => {
-    const usage = err instanceof UsageError || (err instanceof Error && 'code' in err && String(err.code).startsWith('ERR_PARSE_ARGS'));
-    process.stderr.write(`glance-edge: ${err instanceof Error ? err.message : String(err)}\n${usage ? `\n${USAGE}` : ''}`);
-    process.exit(usage ? 2 : 1);
+    // One line, whatever the message holds (JSON.parse quotes the file it could not read).
+    const message = (err instanceof Error ? err.message : String(err)).replace(/\s*\n\s*/g, ' ');
+    process.stderr.write(`glance-edge: ${message}\n`);
+    process.exit(err instanceof UsageError ? 2 : 1);
   });
 }
