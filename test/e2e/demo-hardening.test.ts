@@ -555,17 +555,15 @@ describe('Connections: --max-connections', () => {
 
 describe('The demo command: the new flags', () => {
   it.each([
-    [['--max-connections', '0'], "--max-connections must be a positive whole number, got '0'"],
-    [['--max-connections', 'many'], "--max-connections must be a positive whole number, got 'many'"],
-    [['--max-image-size=-1'], "--max-image-size must be a positive whole number, got '-1'"],
-    [['--max-image-size', '1.5'], "--max-image-size must be a positive whole number, got '1.5'"],
+    [['--max-connections', '0'], "--max-connections must be an integer from 1 to 1048576, got '0'"],
+    [['--max-connections', 'many'], "--max-connections must be an integer from 1 to 1048576, got 'many'"],
+    [['--max-image-size=-1'], "--max-image-size must be an integer from 1 to 9007199254740991, got '-1'"],
+    [['--max-image-size', '1.5'], "--max-image-size must be an integer from 1 to 9007199254740991, got '1.5'"],
     [['--allowed-location-hosts', '10.0.0.0/99'], "--allowed-location-hosts: '10.0.0.0/99' has no valid prefix length"],
     [['--allowed-location-hosts', 'bad host!'], "--allowed-location-hosts: 'bad host!' is not a CIDR, an address or a host name"],
-  ])('should exit 2 with usage for %j', (args, message) => {
+  ])('should exit 2 with one line for %j', (args, message) => {
     const run = spawnSync(process.execPath, [CLI, 'demo', '--port', '0', ...args], { encoding: 'utf8', timeout: 15000 });
-    expect(run.status).toBe(2);
-    expect(run.stdout).toBe('');
-    expect(run.stderr.startsWith(`glance-edge: ${message}\n\nUsage: glance-edge <command> [options]\n`)).toBe(true);
+    expect(run).toMatchObject({ status: 2, stdout: '', stderr: `glance-edge: ${message}\n` });
   });
 
   it('should list the new flags in the usage text', () => {
