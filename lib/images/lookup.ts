@@ -129,8 +129,12 @@ export function httpImageLookup(options: HttpImageLookupOptions): ImageLookup {
 
   return function httpLookup(id: string, req: IncomingMessage): Promise<ImageFacts | null> {
     const headers = lookupHeaders(req, base.host);
-    const record = asRequested ? readRequest(req).recordTarget : null;
-    const path = `${prefix}${record ?? `/v2/images/${encodeURIComponent(id)}`}`;
+    // As requested: at the record the request names, with its query (a service may read the
+    // caller's identity there too), never its method override.
+    const reading = asRequested ? readRequest(req) : null;
+    const record = reading?.recordTarget ?? null;
+    const query = reading !== null && reading.lookupQuery !== '' ? `?${reading.lookupQuery}` : '';
+    const path = `${prefix}${record === null ? `/v2/images/${encodeURIComponent(id)}` : `${record}${query}`}`;
 
     const ask = (mayRetry: boolean) => new Promise<ImageFacts | null>((resolve, reject) => {
       const fail = (message: string, status = 502) =>

@@ -71,6 +71,11 @@ export interface RequestReading {
    * lookup as it reads the request.
    */
   readonly recordTarget: string | null;
+  /**
+   * The request's query without its `_method` parameters, raw ('' when none): a lookup at
+   * {@link recordTarget} carries it, since a service may read the caller's identity there too.
+   */
+  readonly lookupQuery: string;
   /** Headers the lookup needs to be routed as the request is (the versioning `Accept`). */
   readonly routingHeaders: readonly [string, string][];
   /** Literals matched only without regard to case (Glance and case-sensitive routers would not route it). */
@@ -265,6 +270,7 @@ export function readTarget(method: string, target: string, rawHeaders: readonly 
     segments: rest,
     version,
     recordTarget,
+    lookupQuery: withoutMethod(query),
     routingHeaders,
     caseFolded,
     trailingSlash,
@@ -327,6 +333,13 @@ function queryValues(query: string, name: string): string[] {
     if (key === name || key.toLowerCase() === name) values.push(eq === -1 ? '' : decodeQuery(pair.slice(eq + 1)));
   }
   return values;
+}
+
+/** `query` as it came, or, when it has `_method` parameters, without them. */
+function withoutMethod(query: string): string {
+  const pairs = query.split(/[&;]/);
+  const kept = pairs.filter((pair) => pair !== '' && decodeQuery(pair.split('=')[0] ?? '').toLowerCase() !== '_method');
+  return kept.length === pairs.length ? query : kept.join('&');
 }
 
 function decodeQuery(s: string): string {
