@@ -122,19 +122,19 @@ export function httpImageLookup(options: HttpImageLookupOptions): ImageLookup {
   if (!Number.isInteger(timeout) || timeout <= 0) throw new TypeError("httpImageLookup: option 'timeout' must be a positive integer of milliseconds");
   const transport = base.protocol === 'https:' ? https : http;
   // Idle pooled connections closed after 4 s (sooner if the service says so), before the service closes them.
-  const agent = options.agent ?? new transport.Agent({ keepAlive: true, maxSockets: 64, timeout: 4000 });
+  const agent = options.agent ?? new transport.Agent({ keepAlive: true, timeout: 4000 });
   const prefix = base.pathname.replace(/\/+$/, '');
   const asRequested = options.asRequested ?? false;
   if (typeof asRequested !== 'boolean') throw new TypeError("httpImageLookup: option 'asRequested' must be a boolean");
 
   return function httpLookup(id: string, req: IncomingMessage): Promise<ImageFacts | null> {
     const headers = lookupHeaders(req, base.host);
-    // As requested: at the record the request names, with its query (a service may read the
-    // caller's identity there too), never its method override.
-    const reading = asRequested ? readRequest(req) : null;
-    const record = reading?.recordTarget ?? null;
-    const query = reading !== null && reading.lookupQuery !== '' ? `?${reading.lookupQuery}` : '';
-    const path = `${prefix}${record === null ? `/v2/images/${encodeURIComponent(id)}` : `${record}${query}`}`;
+    // With the request's query (a service may read the caller's identity there too), never its
+    // method override; as requested, at the record the request names.
+    const reading = readRequest(req);
+    const record = asRequested ? reading.recordTarget : null;
+    const query = reading.lookupQuery !== '' ? `?${reading.lookupQuery}` : '';
+    const path = `${prefix}${record ?? `/v2/images/${encodeURIComponent(id)}`}${query}`;
 
     const ask = (mayRetry: boolean) => new Promise<ImageFacts | null>((resolve, reject) => {
       const fail = (message: string, status = 502) =>

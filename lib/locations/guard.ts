@@ -243,7 +243,7 @@ export function locationGuard(options: LocationGuardOptions) {
       work = inspectBody(req, limit).then(() => judgeChange(req, res, id, (image) => (image.status === 'active' || image.status === 'queued' ? null : addConflict(image.status))));
     } else if (reading.route === 'image-store' && method === 'DELETE') {
       // Removing the image's data from one store removes a location: Glance (since Ussuri) allows it on active images only.
-      work = judgeChange(req, res, id, (image) => (image.status === 'active' ? null : storeConflict()));
+      work = inspectBody(req, limit).then(() => judgeChange(req, res, id, (image) => (image.status === 'active' ? null : storeConflict())));
     } else if ((reading.route === 'image-file' || reading.route === 'image-stage') && method === 'PUT') {
       work = registerUpload(req, res, id);
     } else if (reading.route === 'image-import' && method === 'POST') {
@@ -257,10 +257,11 @@ export function locationGuard(options: LocationGuardOptions) {
 /**
  * The location ops of a PATCH body in another media type than Glance's, which a service other than
  * Glance may read as JSON (a body parser may strip a byte-order mark first): a JSON patch (an
- * array) read as Glance reads one, in either draft's syntax; a JSON object (a merge patch) whose
- * `locations` member is a replace of `/locations`; anything else has none. A body that is not JSON
- * as Python reads it is refused (400) when `json` (its media type says JSON, or nothing), since
- * another reader may read it; otherwise it has none.
+ * array, or one op object) read as Glance reads one, in either draft's syntax; a JSON object (a
+ * merge patch) whose `locations` member is a replace of `/locations`; anything else has none. A
+ * body that is not JSON as Python reads it is refused (400) when `json` (its media type says JSON,
+ * or nothing) or when JavaScript's JSON reads it (invalid UTF-8, nesting past Python's limit): a
+ * body parser behind may read what the guard cannot judge. Otherwise it has none.
  */
 function looseLocationOps(body: Buffer, json: boolean): PatchOp[] {
   const text = body[0] === 0xef && body[1] === 0xbb && body[2] === 0xbf ? body.subarray(3) : body;
@@ -269,27 +270,41 @@ function looseLocationOps(body: Buffer, json: boolean): PatchOp[] {
   try {
     doc = readPythonJson(text);
   } catch {
-    if (!json) return [];
-    throw glanceError(400, 'patch.invalid', 'Malformed JSON in request body.');
+    if (json || readableByJavaScript(text)) throw glanceError(400, 'patch.invalid', 'Malformed JSON in request body.');
+    return [];
   }
-  if (Array.isArray(doc)) {
-    // Either draft's syntax: a service that reads JSON patches may read either.
-    try {
-      return locationOps(parseImagePatch(text, PATCH_TYPE_D10));
-    } catch (err) {
-      try {
-        return locationOps(parseImagePatch(text, PATCH_TYPE_D4));
-      } catch {
-        throw err;
-      }
-    }
-  }
-  if (doc instanceof Map) {
+  if (doc instanceof Map && !OPERATION_KEYS.some((key) => doc.has(key))) {
     for (const [key, value] of doc) {
       if (pyStrip(key).toLowerCase() === 'locations') return [{ op: 'replace', path: ['locations'], value: toJsValue(value) }];
     }
+    return [];
   }
-  return [];
+  if (!Array.isArray(doc) && !(doc instanceof Map)) return [];
+  // One op object is read as a patch of one op, as a lenient handler may read it.
+  const patch = Array.isArray(doc) ? text : Buffer.concat([Buffer.from('['), text, Buffer.from(']')]);
+  // Either draft's syntax: a service that reads JSON patches may read either.
+  try {
+    return locationOps(parseImagePatch(patch, PATCH_TYPE_D10));
+  } catch (err) {
+    try {
+      return locationOps(parseImagePatch(patch, PATCH_TYPE_D4));
+    } catch {
+      throw err;
+    }
+  }
+}
+
+/** Members that make a JSON object an op of a patch (either draft) rather than a merge patch. */
+const OPERATION_KEYS = ['op', 'path', 'add', 'remove', 'replace'];
+
+/** Whether JavaScript's JSON reads `text` (as a body parser would, invalid UTF-8 replaced). */
+function readableByJavaScript(text: Buffer): boolean {
+  try {
+    JSON.parse(text.toString('utf8'));
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 /** A lease's time to live, and how often a held lease is renewed. */

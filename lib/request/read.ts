@@ -150,8 +150,10 @@ export function readTarget(method: string, target: string, rawHeaders: readonly 
   // Some readers decode a body by its coding or charset (Express's body parsers do), others read its bytes.
   const coding = seen.get('content-encoding');
   if (coding !== undefined && coding.trim().toLowerCase() !== 'identity') problems.push('the body has a content coding');
-  const charset = /;\s*charset\s*=\s*"?([^";\s]*)/i.exec(contentType)?.[1]?.toLowerCase();
-  if (charset !== undefined && charset !== 'utf-8' && charset !== 'utf8') problems.push('the body has a charset other than UTF-8');
+  // Every `charset=` anywhere in the header counts (parsers differ on quoted and repeated parameters).
+  const charsets = [...contentType.matchAll(/charset\s*=\s*"?([^";\s,]*)/gi)].map((m) => (m[1] ?? '').toLowerCase());
+  if (charsets.length > 1) problems.push('the body names its charset more than once');
+  else if (charsets.length === 1 && charsets[0] !== 'utf-8' && charsets[0] !== 'utf8') problems.push('the body has a charset other than UTF-8');
 
   // The target: the query apart; an absolute target's scheme and host and a fragment dropped by
   // some routers, kept by Glance's server.

@@ -322,7 +322,16 @@ export function forward(options: ForwardOptions) {
     // registry waits for, ends when the service is done. (Not req.destroyed: a request whose body
     // has been read is destroyed in any case.)
     res.on('close', () => {
-      if (res.writableFinished) return;
+      if (res.writableFinished) {
+        // Answered before the client's body was all sent (a refusal of an upload): the rest is not
+        // the service's to wait for. Ending the request here frees its connection and ends the
+        // exchange, which the race registry waits for.
+        if (!bodiless && !upstream.writableFinished) {
+          req.unpipe(upstream);
+          upstream.destroy();
+        }
+        return;
+      }
       clientGone = true;
       if (!bodiless && !answered && !failed && upstream.writableFinished) return;
       waiting.delete(expire);
@@ -347,5 +356,7 @@ export function isStaleConnection(request: http.ClientRequest, err: NodeJS.Errno
  * the upstream is closing at that moment (Node's own servers close idle ones after 5 s).
  */
 export function upstreamAgent(transport: typeof http | typeof https): http.Agent {
-  return new transport.Agent({ keepAlive: true, maxSockets: 256, timeout: 4000 });
+  // No cap on connections (Node's default): a cap lets a few hundred slow requests hold every
+  // connection, and then nothing, lookups included, reaches the service.
+  return new transport.Agent({ keepAlive: true, timeout: 4000 });
 }

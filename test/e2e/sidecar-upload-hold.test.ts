@@ -9,6 +9,8 @@ import net, { type AddressInfo } from 'node:net';
 import { startCli, type RunningProcess } from '../helpers/processes';
 
 const ID = '5a1e0000-1111-2222-3333-444455556666';
+/** An image whose uploads the service refuses before reading them (its id names it so). */
+const REFUSED = 'refused0-1111-2222-3333-444455556666';
 const V21 = 'application/openstack-images-v2.1-json-patch';
 const ADD = JSON.stringify([{ op: 'add', path: '/locations/-', value: { url: 'http://127.0.0.1:1/x', metadata: {} } }]);
 const WRITE_MS = 1500;
@@ -29,7 +31,13 @@ beforeAll(async () => {
     seen.push({ method: req.method ?? '', at: Date.now(), writing: writing > 0 });
     if (req.method === 'GET') {
       res.setHeader('Content-Type', 'application/json');
-      res.end(JSON.stringify({ id: ID, status: 'queued', size: null, checksum: null, locations: [] }));
+      const id = (req.url ?? '').includes('refused') ? REFUSED : ID;
+      res.end(JSON.stringify({ id, status: 'queued', size: null, checksum: null, locations: [] }));
+      return;
+    }
+    if (req.method === 'PUT' && (req.url ?? '').includes('refused')) {
+      // Refused at once, before the body is read: the client may never send the rest.
+      res.writeHead(409, { 'Content-Type': 'text/plain', 'Content-Length': 2 }).end('no');
       return;
     }
     if (req.method === 'PUT') {
@@ -79,7 +87,7 @@ function send(text: string, closeAfterWrite = false): Promise<{ status: number; 
   });
 }
 
-const patch = () => send(`PATCH /v2/images/${ID} HTTP/1.1\r\nHost: x\r\nContent-Type: ${V21}\r\nContent-Length: ${ADD.length}\r\nConnection: close\r\n\r\n${ADD}`);
+const patch = (id = ID) => send(`PATCH /v2/images/${id} HTTP/1.1\r\nHost: x\r\nContent-Type: ${V21}\r\nContent-Length: ${ADD.length}\r\nConnection: close\r\n\r\n${ADD}`);
 
 describe('1. Location changes through the sidecar: an upload whose client has gone', () => {
   it('should 409 saving a location add while the service still writes an upload whose client left, and 200 it once the service has answered', async () => {
@@ -98,5 +106,24 @@ describe('1. Location changes through the sidecar: an upload whose client has go
     expect(after).toEqual({ status: 200, body: '{}' });
     // The one PATCH that reached the service came when nothing was being written.
     expect(seen.filter((s) => s.method === 'PATCH').map((s) => s.writing)).toEqual([false]);
+  });
+
+  it('should let go of an upload the service refused before its body came, when its client then leaves: a change of the image is judged (200)', async () => {
+    // 1000 bytes announced, 1 sent: the service answers 409 at once; the client then goes away.
+    const socket = net.connect(sidecar.port, '127.0.0.1');
+    await new Promise<void>((resolve) => socket.once('connect', () => resolve()));
+    const answered = new Promise<string>((resolve) => {
+      const chunks: Buffer[] = [];
+      socket.on('data', (c: Buffer) => {
+        chunks.push(c);
+        if (Buffer.concat(chunks).includes('\r\n\r\nno')) resolve(Buffer.concat(chunks).toString());
+      });
+    });
+    socket.write(`PUT /v2/images/${REFUSED}/file HTTP/1.1\r\nHost: x\r\nContent-Type: application/octet-stream\r\nContent-Length: 1000\r\n\r\nx`);
+    expect(await answered).toMatch(/^HTTP\/1\.1 409 /);
+    socket.destroy();
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    const change = await patch(REFUSED);
+    expect(change).toEqual({ status: 200, body: '{}' });
   });
 });

@@ -134,6 +134,35 @@ describe.each([
     expect(applied).toEqual([]);
   });
 
+  const UTF7 = Buffer.from(
+    '[{"op":"replace","path":"/name","value":"+ACIAfQAsAHsAIgBvAHAAIgA6ACIAcgBlAG0AbwB2AGUAIgAsACIAcABhAHQAaAAiADoAIgAvAGwAbwBjAGEAdABpAG8AbgBzAC8AMAAiACwAIgB4ACIAOgAi-"}]',
+  );
+  it.each([
+    ['application/openstack-images-v2.1-json-patch; x="a;charset=utf-8"; charset=utf-7', 'the body names its charset more than once'],
+    ['application/json; x="a;charset=utf-8"; charset=utf-7', 'the body names its charset more than once'],
+    ['application/openstack-images-v2.1-json-patch; charset=utf-8; charset=utf-7', 'the body names its charset more than once'],
+    ['application/openstack-images-v2.1-json-patch; charset="utf-7"', 'the body has a charset other than UTF-8'],
+  ])('should 400 a UTF-7 body hidden behind the Content-Type %s, and apply nothing', async (type, why) => {
+    const answer = await patch(`/v2/images/${QUEUED}`, type, UTF7);
+    expect(answer).toEqual({ status: 400, body: `400 Bad Request\n\nThis request cannot be read unambiguously: ${why}.\n\n   ` });
+    expect(applied).toEqual([]);
+  });
+
+  it.each([
+    ['invalid UTF-8', Buffer.concat([Buffer.from('[{"op":"remove","path":"/locations/0","x":"'), Buffer.from([0xff]), Buffer.from('"}]')])],
+    ['nesting past Python\'s limit', Buffer.from(`[{"op":"remove","path":"/locations/0","x":${'['.repeat(1000)}${']'.repeat(1000)}}]`)],
+  ])('should 400 a text/plain body with %s, which JavaScript reads as JSON and Python does not, and apply nothing', async (_what, body) => {
+    const answer = await patch(`/v2/images/${QUEUED}`, 'text/plain', body);
+    expect(answer).toEqual({ status: 400, body: '400 Bad Request\n\nMalformed JSON in request body.\n\n   ' });
+    expect(applied).toEqual([]);
+  });
+
+  it.each(['text/plain', 'application/json'])('should 409 a single op object (not an array) sent as %s, and apply nothing', async (type) => {
+    const answer = await patch(`/v2/images/${QUEUED}`, type, json({ op: 'remove', path: '/locations/0' }));
+    expect(answer).toEqual({ status: 409, body: "409 Conflict\n\nIt's not allowed to remove locations if image status is queued.\n\n   " });
+    expect(applied).toEqual([]);
+  });
+
   it('should 400 a body sent as JSON that is not JSON as Python reads it, and apply nothing', async () => {
     const answer = await patch(`/v2/images/${QUEUED}`, 'application/json', Buffer.from('[{"op": "remove", "path": "/locations/0",}]'));
     expect(answer).toEqual({ status: 400, body: '400 Bad Request\n\nMalformed JSON in request body.\n\n   ' });

@@ -27,6 +27,38 @@ describe('5. Reading a request: where a lookup asks', () => {
     expect({ recordTarget: reading.recordTarget, lookupQuery: reading.lookupQuery }).toEqual({ recordTarget: record, lookupQuery: query });
   });
 
+  it('should carry the query on a lookup at the canonical record too (mount mode with a lookup URL), and no _method', async () => {
+    const asked: string[] = [];
+    const upstream = http.createServer((req, res) => {
+      asked.push(`${req.method ?? ''} ${req.url ?? ''}`);
+      // A service that reads the caller's token from the query.
+      if (!(req.url ?? '').includes('token=owner')) return void res.writeHead(401).end();
+      res.writeHead(200, { 'Content-Type': 'application/json' }).end(JSON.stringify({ id: ID, status: 'queued', size: null, checksum: null, locations: [] }));
+    });
+    await new Promise<void>((resolve) => upstream.listen(0, '127.0.0.1', resolve));
+    const app = express();
+    app.use(locationGuard({ lookup: `http://127.0.0.1:${(upstream.address() as AddressInfo).port}` }));
+    app.use((_req, res) => res.status(200).end('reached'));
+    app.use(glanceErrorHandler());
+    const server = http.createServer(app);
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    try {
+      const res = await fetch(`http://127.0.0.1:${(server.address() as AddressInfo).port}/v2/images/${ID}?token=owner`, {
+        method: 'PATCH',
+        headers: { 'content-type': V21, accept: 'text/plain' },
+        body: '[{"op": "remove", "path": "/locations/0"}]',
+      });
+      expect(res.status).toBe(409);
+      expect(await res.text()).toBe("409 Conflict\n\nIt's not allowed to remove locations if image status is queued.\n\n   ");
+      expect(asked).toEqual([`GET /v2/images/${ID}?token=owner`, `GET /v2/images/${ID}?token=owner`]);
+    } finally {
+      server.closeAllConnections();
+      upstream.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+      await new Promise<void>((resolve) => upstream.close(() => resolve()));
+    }
+  });
+
   it('should send the lookup of a PATCH with a query token to the record with that query, and no _method', async () => {
     const asked: string[] = [];
     const upstream = http.createServer((req, res) => {
