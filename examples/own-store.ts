@@ -5,7 +5,7 @@
  * image with the caller's own credentials); with an in-process store, pass a lookup function
  * instead (see the demo in lib/demo/app.ts).
  *
- *   npx tsc && node dist/examples/own-store.js   (or run it with your TypeScript runner)
+ *   npx tsc --outDir /tmp/own-store && node /tmp/own-store/examples/own-store.js   (or your TypeScript runner)
  */
 import express from 'express';
 import { glanceErrorHandler, locationGuard } from '../lib';
