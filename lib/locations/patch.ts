@@ -51,9 +51,10 @@ export const glanceFails = (why: string) => glanceError(400, 'patch.unreadable',
  * Parse a patch body sent with one of {@link PATCH_MEDIA_TYPES}, exactly as Glance's
  * `RequestDeserializer.update` reads it (glance/api/v2/images.py): the body decoded as strict
  * UTF-8 and read by Python's `json` (NaN and Infinity accepted, duplicate keys last-wins), pointers
- * checked and stripped with Python's `str` methods. Throws Glance's 400 or 403, or the 500 Glance
- * answers where its reading raises (a pointer that is not a string, nesting past Python's recursion
- * limit). Values are not checked against the image schema: the service behind does that.
+ * checked and stripped with Python's `str` methods. Throws Glance's 400 or 403, or a 400
+ * `patch.unreadable` where Glance's reading raises and Glance answers a bare 500 (a pointer that is
+ * not a string, nesting past Python's recursion limit). Values are not checked against the image
+ * schema: the service behind does that.
  */
 export function parseImagePatch(body: Buffer, mediaType: string): PatchOp[] {
   const draft = patchDraft(mediaType);
@@ -119,7 +120,7 @@ const ADJACENT_SLASHES = new RegExp(`/[${PY_WHITESPACE}]*/`);
 
 /** Glance's `_validate_json_pointer` and `_decode_json_pointer`. */
 function decodePointer(pointer: PyValue): string[] {
-  // `pointer.startswith` on anything but a str raises AttributeError: Glance's 500.
+  // `pointer.startswith` on anything but a str raises AttributeError: a 500 from Glance, a 400 here.
   if (typeof pointer !== 'string') throw glanceFails('a pointer is not a string');
   if (!pointer.startsWith('/')) throw bad(`Pointer \`${pointer}\` does not start with "/".`);
   if (ADJACENT_SLASHES.test(pointer.slice(1))) throw bad(`Pointer \`${pointer}\` contains adjacent "/".`);

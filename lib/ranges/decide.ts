@@ -84,6 +84,8 @@ function decideRangeHeader(header: string, size: number, maxRanges: number): Ran
     if (last === '') return invalid();
     const n = BigInt(last);
     if (n === 0n) return invalid();
+    // An image of no bytes has no last bytes either: Glance's 416 for its start position.
+    if (total === 0n) return fail(startError('Range', size));
     return n < total ? partial(size - Number(n), size - 1) : partial(0, size - 1);
   }
   const start = BigInt(first);

@@ -153,6 +153,14 @@ describe('2. Image data: Range (Glance, with RFC 9110 fixes marked ours)', () =>
       expect(outcome(decideRange({ range: 'bytes=-5', size: 1 }))).toEqual(slice([0, 0]));
     });
   });
+
+  describe('an active image of zero bytes (Glance)', () => {
+    it.each(['bytes=0-9', 'bytes=0-', 'bytes=-5', 'bytes=-1', 'bytes=-99999999999999999999'])('should 416 "Invalid start position … [0, -1]." with Content-Range: bytes */0 for %s', (range) => {
+      expect(outcome(decideRange({ range, size: 0 }))).toEqual(
+        refused('Invalid start position in Range header. Start position MUST be in the inclusive range [0, -1].', 0),
+      );
+    });
+  });
 });
 
 describe('2. Image data: the legacy request form (Content-Range on a download)', () => {
