@@ -7,7 +7,9 @@ import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 
-export const PYTHON = '/usr/bin/python3';
+import { PYTHON } from './python-server';
+
+export { PYTHON };
 export const GLANCE_DESERIALIZER = '/usr/lib/python3/dist-packages/glance/api/v2/images.py';
 const SCRIPT = path.join(__dirname, 'glance_patch.py');
 

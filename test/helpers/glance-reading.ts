@@ -5,25 +5,13 @@
  * /usr/bin/python3, and sends it requests byte for byte over a socket, so the request target goes
  * exactly as written: fragments, absolute form, odd escapes.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
+import { startPythonServer } from './python-server';
 
-export const PYTHON = '/usr/bin/python3';
+export { PYTHON } from './python-server';
 const SCRIPT = path.join(__dirname, 'glance_reading.py');
 
-/** The Debian package that provides each Python module the helper imports. */
-const PACKAGES: Record<string, string> = {
-  glance: 'python3-glance',
-  routes: 'python3-routes',
-  webob: 'python3-webob',
-  eventlet: 'python3-eventlet',
-  keystonemiddleware: 'python3-keystonemiddleware',
-  oslo_config: 'python3-oslo.config',
-  oslo_middleware: 'python3-oslo.middleware',
-  paste: 'python3-paste',
-};
 
 /** What Glance made of a request. */
 export interface GlanceReading {
@@ -66,47 +54,11 @@ export interface GlanceReader {
 }
 
 /** Start the helper, failing with what to install when Python or a module is missing. */
-export function startGlanceReader(): Promise<GlanceReader> {
-  if (!existsSync(PYTHON)) return Promise.reject(new Error(`${PYTHON} is missing: install Debian's python3 and python3-glance (it reads requests with Glance's own code)`));
-  const env: NodeJS.ProcessEnv = { ...process.env, PYTHONDONTWRITEBYTECODE: '1' };
-  delete env.PYTHONPATH;
-  delete env.PYTHONHOME;
-  const child = spawn(PYTHON, [SCRIPT], { env, stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  let err = '';
-  return new Promise((resolve, reject) => {
-    const fail = (why: string) => {
-      clearTimeout(timer);
-      child.kill('SIGKILL');
-      const missing = /No module named '([\w.]+)'/.exec(err);
-      const top = missing?.[1]?.split('.')[0];
-      if (top !== undefined) reject(new Error(`glance_reading.py cannot import '${missing?.[1]}': install ${PACKAGES[top] ?? `the Debian package of '${top}'`} for ${PYTHON}\n${err}`));
-      else reject(new Error(`glance_reading.py ${why}:\n${err}`));
-    };
-    const timer = setTimeout(() => fail('did not print its port within 20 s'), 20000);
-    child.stderr?.on('data', (d: Buffer) => (err += d.toString()));
-    child.once('exit', (code, signal) => fail(`exited (${code ?? signal}) before printing its port`));
-    child.stdout?.on('data', (d: Buffer) => {
-      out += d.toString();
-      const m = /^(\d+)\n/.exec(out);
-      if (m === null) return;
-      clearTimeout(timer);
-      child.removeAllListeners('exit');
-      child.stdout?.removeAllListeners('data');
-      resolve(reader(child, Number(m[1]), () => err));
-    });
-  });
-}
-
-function reader(child: ChildProcess, port: number, stderr: () => string): GlanceReader {
+export async function startGlanceReader(): Promise<GlanceReader> {
+  const server = await startPythonServer(SCRIPT, 'it reads requests with Glance\'s own code');
   return {
-    read: (method, target, headers = [], body) => send(port, method, target, headers, body, stderr),
-    stop: () =>
-      new Promise<void>((done) => {
-        if (child.exitCode !== null || child.signalCode !== null) return done();
-        child.once('exit', () => done());
-        child.kill('SIGTERM');
-      }),
+    read: (method, target, headers = [], body) => send(server.port, method, target, headers, body, server.stderr),
+    stop: server.stop,
   };
 }
 
