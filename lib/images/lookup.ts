@@ -10,6 +10,7 @@ import http from 'node:http';
 import https from 'node:https';
 import type { IncomingMessage } from 'node:http';
 import { glanceError } from '../errors';
+import { forwardedHeaders } from '../http/forwarded';
 import { readRequest } from '../request/read';
 
 /** Image statuses Glance knows. */
@@ -32,47 +33,26 @@ export interface ImageFacts {
 export type ImageLookup = (id: string, req: IncomingMessage) => Promise<ImageFacts | null>;
 
 /**
- * Request headers a lookup does not carry: those that go no further than the next hop, those that
- * describe the request's body, those that would make the lookup's answer conditional, partial or
- * negotiated, and those some frameworks take as the method. Every other header may identify the
- * caller (keystonemiddleware reads `X-Auth-Token`, else `X-Storage-Token`, and eventlet reads
+ * Request headers a lookup does not carry, besides the hop-by-hop ones: those that describe the
+ * request's body, those that would make the lookup's answer conditional, partial or negotiated, and
+ * those some frameworks take as the method. Every other header may identify the caller
+ * (keystonemiddleware reads `X-Auth-Token`, else `X-Storage-Token`, and eventlet reads
  * `X_Auth_Token` as `X-Auth-Token`; other services use `Authorization`, cookies or headers of their
- * own), so the lookup carries it exactly as it came.
+ * own), so the lookup carries it exactly as the forwarded request does.
  */
-const NOT_FOR_LOOKUP = /^(?:host|connection|keep-alive|proxy-.*|te|trailer|transfer-encoding|upgrade|content-.*|expect|if-.*|range|accept.*|x-http-method-override|x-http-method|x-method-override)$/i;
+const NOT_FOR_LOOKUP = /^(?:content-.*|expect|if-.*|range|accept.*|x-http-method-override|x-http-method|x-method-override)$/;
+const notForLookup = (lower: string) => NOT_FOR_LOOKUP.test(lower);
 
 /**
- * The headers of a lookup made for `req`, as a flat `[name, value, ...]` list in the client's order
- * and spelling: every end-to-end header of the request that may identify the caller, then `Accept`
- * (the request's own when it selects the API version, as Glance's version negotiation reads it),
- * the X-Forwarded headers a forwarded request carries, and `Host`.
+ * The headers of a lookup made for `req`, as a flat `[name, value, ...]` list: the caller's headers
+ * as a forwarded request carries them ({@link forwardedHeaders}), less those above, then `Accept`
+ * (the request's own when it selects the API version, as Glance's version negotiation reads it).
  */
 export function lookupHeaders(req: IncomingMessage, host: string): string[] {
-  const raw = req.rawHeaders;
-  const named = new Set<string>();
-  for (let i = 0; i + 1 < raw.length; i += 2) {
-    if ((raw[i] as string).toLowerCase() === 'connection') for (const n of (raw[i + 1] as string).split(',')) named.add(n.trim().toLowerCase());
-  }
-  const out: string[] = [];
-  let forwardedFor: string | undefined;
-  for (let i = 0; i + 1 < raw.length; i += 2) {
-    const name = raw[i] as string;
-    const lower = name.toLowerCase();
-    if (lower === 'x-forwarded-for') {
-      forwardedFor = forwardedFor === undefined ? (raw[i + 1] as string) : `${forwardedFor}, ${raw[i + 1] as string}`;
-      continue;
-    }
-    if (NOT_FOR_LOOKUP.test(lower) || named.has(lower) || lower === 'x-forwarded-proto' || lower === 'x-forwarded-host') continue;
-    out.push(name, raw[i + 1] as string);
-  }
+  const out = forwardedHeaders(req, host, notForLookup);
   const routing = readRequest(req).routingHeaders;
   if (routing.length > 0) for (const [name, value] of routing) out.push(name, value);
   else out.push('Accept', 'application/json');
-  const client = req.socket?.remoteAddress ?? '';
-  const proto = req.socket && 'encrypted' in req.socket && req.socket.encrypted ? 'https' : 'http';
-  out.push('X-Forwarded-For', forwardedFor === undefined ? client : `${forwardedFor}, ${client}`, 'X-Forwarded-Proto', proto);
-  if (req.headers.host !== undefined) out.push('X-Forwarded-Host', req.headers.host);
-  out.push('Host', host);
   return out;
 }
 

@@ -9,6 +9,7 @@ import { glanceError, glanceErrorHandler, isGlanceError, sendGlanceError } from 
 import { hypervisorMetadefs, imageSchemas } from '../defaults/documents';
 import { imageFormats, type FormatListOption } from '../defaults/middleware';
 import { pythonJson } from '../http/json';
+import { forwardedHeaders } from '../http/forwarded';
 import { pathOf } from '../http/media';
 import { checkOptions, option, type OptionChecks } from '../options';
 import { readRequest, type Route } from '../request/read';
@@ -20,7 +21,7 @@ import { serveImage, type ImageData } from '../ranges/serve';
 import { accessLog, logLegacyRange, logRefusal, requestIdOf, type Logger } from '../observe/logs';
 import { both, metricsEndpoint, type EdgeMetrics } from '../observe/metrics';
 import type { LegacyUse } from '../ranges/legacy';
-import { endToEnd, forward, framingRefusal, isStaleConnection, upstreamAgent } from './forward';
+import { forward, framingRefusal, isStaleConnection, upstreamAgent } from './forward';
 
 export interface SidecarOptions {
   /** Base URL of the upstream image service. */
@@ -44,6 +45,10 @@ export interface SidecarOptions {
 }
 
 const facts = new WeakMap<IncomingMessage, ImageFacts>();
+
+/** Request headers a read of the image data does not carry: the range is its own, and it has no body. */
+const DATA_OWN = new Set(['range', 'content-range', 'if-range', 'accept-encoding', 'content-length', 'content-type', 'expect']);
+const notForData = (lower: string) => DATA_OWN.has(lower);
 
 /** Routes of the image API whose answers a middleware of the suite answers or changes. */
 const SUITE_ROUTES: ReadonlySet<Route> = new Set(['versions', 'schemas', 'metadefs', 'image-file']);
@@ -157,14 +162,12 @@ function sidecarParts(options: SidecarOptions, frontInApp: boolean) {
   /** Open a byte range of the image data upstream, with the caller's own headers. */
   const openUpstream = (req: IncomingMessage, range?: { start: number; end: number }, mayRetry = true): Promise<IncomingMessage> =>
     new Promise<IncomingMessage>((resolve, reject) => {
-      // Its own range, and no body: the client's framing and Expect are not this request's.
-      const own = new Set(['range', 'content-range', 'if-range', 'accept-encoding', 'content-length', 'expect']);
-      const headers = Object.fromEntries(Object.entries(endToEnd(req.headers)).filter(([name]) => !own.has(name)));
+      // The caller's identity as a forwarded request carries it; its own range, and no body.
+      const headers = forwardedHeaders(req, base.host, notForData);
       if (range) {
-        if (options.legacyUpstream) headers['content-range'] = `bytes ${range.start}-${range.end}/*`;
-        else headers['range'] = `bytes=${range.start}-${range.end}`;
+        if (options.legacyUpstream) headers.push('Content-Range', `bytes ${range.start}-${range.end}/*`);
+        else headers.push('Range', `bytes=${range.start}-${range.end}`);
       }
-      headers['host'] = base.host;
       const started = process.hrtime.bigint();
       let answered = false;
       const upstream = transport.request(

@@ -15,6 +15,7 @@ import https from 'node:https';
 import { glanceError, type GlanceError } from '../errors';
 import { flatHeader, noteFlatHeaders } from '../http/answer-headers';
 import { edgeData } from '../http/body';
+import { connectionNamed, forwardedHeaders, hopByHop } from '../http/forwarded';
 import { countLarge } from '../http/reclaim';
 import { checkOptions, option, type OptionChecks } from '../options';
 
@@ -34,18 +35,6 @@ export interface ForwardOptions {
   readonly requestId?: (req: IncomingMessage) => string | undefined;
 }
 
-const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-authenticate', 'proxy-authorization', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'proxy-connection']);
-
-/** `headers` without hop-by-hop headers and those `Connection` names. */
-export function endToEnd(headers: IncomingHttpHeaders): Record<string, string | string[]> {
-  const named = connectionNamed(headers['connection']);
-  const out: Record<string, string | string[]> = {};
-  for (const [name, value] of Object.entries(headers)) {
-    if (value === undefined || hopByHop(name, named)) continue;
-    out[name] = value;
-  }
-  return out;
-}
 
 export type NextFunction = (err?: unknown) => void;
 
@@ -56,6 +45,8 @@ export type RequestFraming = 'none' | 'length' | 'chunked';
 export type FramingFault = 'length-and-chunked' | 'differing-lengths' | 'bad-length' | 'unsupported-coding';
 
 const DIGITS = /^\d+$/;
+
+const isContentLength = (lower: string) => lower === 'content-length';
 
 /** The methods for which Node's client frames nothing unless told (and sends no body unless given one). */
 const BODILESS_BY_DEFAULT = new Set(['GET', 'HEAD', 'DELETE', 'OPTIONS', 'TRACE', 'CONNECT']);
@@ -95,21 +86,6 @@ export function requestFraming(headers: IncomingHttpHeaders, rawHeaders: readonl
   return 'length';
 }
 
-/** The names `Connection` lists, lower-cased; empty for the usual request without one. */
-function connectionNamed(value: string | string[] | undefined): Set<string> | null {
-  if (value === undefined) return null;
-  return new Set(
-    String(value)
-      .split(',')
-      .map((h) => h.trim().toLowerCase())
-      .filter(Boolean),
-  );
-}
-
-/** Whether a header of this lower-cased name goes no further than the next hop. */
-function hopByHop(name: string, named: Set<string> | null): boolean {
-  return HOP_BY_HOP.has(name) || (named !== null && named.has(name));
-}
 
 // Refusals of ambiguous framing. The connection is closed after the answer: a client that frames
 // a body ambiguously may have meant the rest of its bytes for a reader that frames it otherwise.
@@ -182,24 +158,8 @@ export function forward(options: ForwardOptions) {
    * is left out because `Connection` names it: framing is this hop's to write, so the naming means
    * nothing here.
    */
-  function upstreamHeaders(req: IncomingMessage, proto: string, framing: RequestFraming): string[] {
-    const raw = req.rawHeaders;
-    const named = connectionNamed(req.headers.connection);
-    const out: string[] = [];
-    let forwardedFor: string | undefined;
-    for (let i = 0; i < raw.length; i += 2) {
-      const name = raw[i] as string;
-      const lower = name.toLowerCase();
-      if (lower === 'host' || lower === 'content-length' || lower === 'x-forwarded-proto' || lower === 'x-forwarded-host' || hopByHop(lower, named)) continue;
-      if (lower === 'x-forwarded-for') {
-        forwardedFor = forwardedFor === undefined ? (raw[i + 1] as string) : `${forwardedFor}, ${raw[i + 1] as string}`;
-        continue;
-      }
-      out.push(name, raw[i + 1] as string);
-    }
-    const client = req.socket.remoteAddress ?? '';
-    out.push('Host', base.host, 'X-Forwarded-For', forwardedFor === undefined ? client : `${forwardedFor}, ${client}`, 'X-Forwarded-Proto', proto);
-    if (req.headers.host) out.push('X-Forwarded-Host', req.headers.host);
+  function upstreamHeaders(req: IncomingMessage, framing: RequestFraming): string[] {
+    const out = forwardedHeaders(req, base.host, isContentLength);
     if (framing === 'length') out.push('Content-Length', req.headers['content-length'] as string);
     else if (framing === 'chunked') out.push('Transfer-Encoding', 'chunked');
     // Node would send an empty chunked body for a method that usually has one: say none instead.
@@ -242,7 +202,7 @@ export function forward(options: ForwardOptions) {
     }
     const framing = requestFraming(req.headers, req.rawHeaders) as RequestFraming;
     const proto = 'encrypted' in req.socket && req.socket.encrypted ? 'https' : 'http';
-    const headers = upstreamHeaders(req, proto, framing);
+    const headers = upstreamHeaders(req, framing);
     // No body: none is sent (upstreamHeaders says `Content-Length: 0` for a method that usually has one).
     const bodiless = framing === 'none';
     // Only a bodiless GET or HEAD is asked again on a fresh connection; nothing else is sent twice.
