@@ -22,7 +22,7 @@ FUZZ_SEED=${FUZZ_SEED:-$(((RANDOM << 15) | RANDOM))}
 
 command -v node >/dev/null || { echo "bench/fuzz.sh: node is needed (Node.js >= 20)" >&2; exit 2; }
 [[ -d $ROOT/node_modules ]] || { echo "bench/fuzz.sh: run npm ci in $ROOT first" >&2; exit 2; }
-if [[ ! -f $ROOT/dist/cli.js ]]; then
+if [[ ! -f $ROOT/dist/server/cli.js ]]; then
   echo "  .. dist/ missing: npm run build" >&2
   (cd "$ROOT" && npm run build >&2)
 fi

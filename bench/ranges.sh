@@ -112,7 +112,7 @@ if ((CPUS < 2)) || ((SERVER_CPU >= CPUS)) || ((CLIENT_CPU >= CPUS)); then
   SERVER_CPU=0 CLIENT_CPU=0
 fi
 
-if [[ ! -f $ROOT/dist/cli.js ]]; then
+if [[ ! -f $ROOT/dist/server/cli.js ]]; then
   log "dist/ missing: npm run build"
   (cd "$ROOT" && npm run build >&2) || die "npm run build failed"
 fi
@@ -136,7 +136,7 @@ free_port() {
 
 start_demo() {
   local log=$TMP/logs/demo.log line
-  taskset -c "$SERVER_CPU" "$ROOT/dist/cli.js" demo --port 0 --host "$HOST" --data "$DATA" >"$log" 2>&1 &
+  taskset -c "$SERVER_CPU" "$ROOT/dist/server/cli.js" demo --port 0 --host "$HOST" --data "$DATA" >"$log" 2>&1 &
   SERVER_PID=$!
   PIDS+=("$SERVER_PID")
   line=$(wait_for_line "$log" "$SERVER_PID" 'glance-edge demo listening on http://') || die "the demo did not start"

@@ -65,7 +65,7 @@ if ((${#missing[@]})); then
 fi
 NGINX=$(command -v nginx || echo /usr/sbin/nginx)
 [[ -d $ROOT/node_modules/http-proxy-middleware ]] || die "run npm ci in $ROOT first"
-[[ -x $ROOT/dist/cli.js ]] || (cd "$ROOT" && npm run build >/dev/null 2>&1) || die "npm run build failed"
+[[ -x $ROOT/dist/server/cli.js ]] || (cd "$ROOT" && npm run build >/dev/null 2>&1) || die "npm run build failed"
 
 port_free() { ! (exec 3<>"/dev/tcp/$HOST/$1") 2>/dev/null; }
 for p in "$UP" "${PORT[@]}" "$SINK"; do port_free "$p" || die "port $p is taken (BASE_PORT=$BASE_PORT): another run still going?"; done
@@ -171,7 +171,7 @@ start_proxies() {
   NGINX_MASTER=$!
   PIDS+=($!)
   # The sidecar as its users run it (the bin, with its shebang's V8 flags); its log to a file.
-  taskset -c "$PROXY_CPU" "$ROOT/dist/cli.js" proxy --upstream "http://$HOST:$UP" --port "${PORT[sidecar]}" >>"$TMP/sidecar.log" 2>&1 &
+  taskset -c "$PROXY_CPU" "$ROOT/dist/server/cli.js" proxy --upstream "http://$HOST:$UP" --port "${PORT[sidecar]}" >>"$TMP/sidecar.log" 2>&1 &
   PID[sidecar]=$!
   PIDS+=($!)
   taskset -c "$PROXY_CPU" node "$BENCH_DIR/hpm-proxy.js" "http://$HOST:$UP" "${PORT[hpm]}" >>"$TMP/hpm.log" 2>&1 &

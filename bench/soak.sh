@@ -5,8 +5,8 @@
 #   bench/soak.sh            (from anywhere; see bench/README.md)
 #
 # Targets, one after the other, each with a fresh data dir:
-#   demo     dist/cli.js demo                                        (process under test: the demo)
-#   sidecar  dist/cli.js proxy --upstream <a second demo process>    (process under test: the proxy)
+#   demo     dist/server/cli.js demo                                        (process under test: the demo)
+#   sidecar  dist/server/cli.js proxy --upstream <a second demo process>    (process under test: the proxy)
 # Load (bench/soak-load.js run): SOAK_CONCURRENCY keep-alive clients for SOAK_WARMUP + SOAK_SECONDS
 # (the warm-up's answers are checked too, but it is left out of req/s and RSS), each drawing
 # its next request from the mix: whole downloads of a SOAK_IMAGE_MIB image, 1 MiB and small Range
@@ -91,7 +91,7 @@ if ((CPUS < 2)) || ((SERVER_CPU >= CPUS)) || ((CLIENT_CPU >= CPUS)); then
   warn "$CPUS CPU(s): cannot pin the process under test to CPU $SERVER_CPU and the rest to CPU $CLIENT_CPU; using CPU 0 for both"
   SERVER_CPU=0 CLIENT_CPU=0
 fi
-if [[ ! -f $ROOT/dist/cli.js ]]; then
+if [[ ! -f $ROOT/dist/server/cli.js ]]; then
   log "dist/ missing: npm run build"
   (cd "$ROOT" && npm run build >&2) || die "npm run build failed"
 fi
@@ -123,12 +123,12 @@ TARGETS_RUN=()
 soak_target() {
   local target=$1 pid label url extra=() upstream_pid="" out=$TMP/result-$target.txt rc=0 line kv k v
   if [[ $target == demo ]]; then
-    start "$SERVER_CPU" demo "$ROOT/dist/cli.js" demo --port 0 --host "$HOST" --data "$TMP/data-demo"
+    start "$SERVER_CPU" demo "$ROOT/dist/server/cli.js" demo --port 0 --host "$HOST" --data "$TMP/data-demo"
     pid=$STARTED_PID url=$STARTED_URL label=demo
   else
-    start "$CLIENT_CPU" upstream "$ROOT/dist/cli.js" demo --port 0 --host "$HOST" --data "$TMP/data-upstream"
+    start "$CLIENT_CPU" upstream "$ROOT/dist/server/cli.js" demo --port 0 --host "$HOST" --data "$TMP/data-upstream"
     upstream_pid=$STARTED_PID
-    start "$SERVER_CPU" sidecar "$ROOT/dist/cli.js" proxy --upstream "$STARTED_URL" --port 0 --host "$HOST"
+    start "$SERVER_CPU" sidecar "$ROOT/dist/server/cli.js" proxy --upstream "$STARTED_URL" --port 0 --host "$HOST"
     pid=$STARTED_PID url=$STARTED_URL label=sidecar
     extra=(--info-pid "upstream-demo=$upstream_pid")
   fi

@@ -3,7 +3,7 @@
  *
  * Here the image service is any Glance v2 API reachable over HTTP (the guard asks it about an
  * image with the caller's own credentials); with an in-process store, pass a lookup function
- * instead (see the demo in lib/demo/app.ts).
+ * instead (see the demo in server/demo/app.ts).
  *
  *   npx tsc --outDir /tmp/own-store && node /tmp/own-store/examples/own-store.js   (or your TypeScript runner)
  */

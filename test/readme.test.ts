@@ -81,7 +81,7 @@ describe('the README: its code compiles as written', () => {
       types: ['node'],
       skipLibCheck: true,
       baseUrl: ROOT,
-      paths: { 'glance-edge': ['lib/index.ts'], 'glance-edge/server': ['lib/server.ts'] },
+      paths: { 'glance-edge': ['lib/index.ts'], 'glance-edge/server': ['server/index.ts'] },
     };
     const host = ts.createCompilerHost(options);
     const read = host.readFile.bind(host);

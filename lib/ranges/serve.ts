@@ -7,7 +7,6 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Readable } from 'node:stream';
 import { edgeData } from '../http/body';
 import { headerValue } from '../http/media';
-import { spent } from '../http/reclaim';
 import { decideRange, tooManyRanges, type ByteRange } from './decide';
 import { deprecationSignal, signalLegacy, type DeprecationOptions, type NextFunction } from './legacy';
 
@@ -97,7 +96,6 @@ async function sendRange(data: ImageData, range: ByteRange | undefined, res: Ser
     const onClose = () => settle(new Error('the client went away'));
     const onDrain = () => stream.resume();
     const onData = (chunk: Buffer) => {
-      if (!recycle) spent(chunk.length);
       let piece = chunk;
       if (skip > 0) {
         const skipped = Math.min(skip, piece.length);

@@ -10,7 +10,7 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 
-const CLI = path.resolve(__dirname, '..', '..', 'dist', 'cli.js');
+const CLI = path.resolve(__dirname, '..', '..', 'dist', 'server', 'cli.js');
 const UPSTREAM = 'http://127.0.0.1:1';
 
 let work = '';

@@ -4,8 +4,8 @@
  * where structuredClone is the outer realm's: a copy made by it would differ in prototype.
  */
 import { isDeepStrictEqual } from 'node:util';
-import { applyPatch, type ImageRules } from '../../lib/demo/images';
-import type { ImageRecord } from '../../lib/demo/store';
+import { applyPatch, type ImageRules } from '../../server/demo/images';
+import type { ImageRecord } from '../../server/demo/store';
 
 const rules: ImageRules = { diskFormats: ['raw'], containerFormats: ['bare'], sizeAt: async () => 32 };
 

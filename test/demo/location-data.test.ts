@@ -9,8 +9,8 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { createDemoApp } from '../../lib/demo/app';
-import { DiskImageStore } from '../../lib/demo/store';
+import { createDemoApp } from '../../server/demo/app';
+import { DiskImageStore } from '../../server/demo/store';
 import { startBlobServer, type BlobServer } from '../helpers/processes';
 
 const TIMEOUT = 300;

@@ -2,7 +2,7 @@
  * The demo's location decisions, by table: which URLs are http(s) locations (Glance's http store
  * and WHATWG's parser agreeing), what kind an address is, and which addresses the demo connects to.
  */
-import { addressKind, addressRefusal, DEFAULT_ALLOWED_LOCATION_HOSTS, effectiveAddress, locationPolicy, parseLocationUrl } from '../../lib/demo/location';
+import { addressKind, addressRefusal, DEFAULT_ALLOWED_LOCATION_HOSTS, effectiveAddress, locationPolicy, parseLocationUrl } from '../../server/demo/location';
 
 describe('1. Location changes: which URLs are http(s) locations', () => {
   it.each([

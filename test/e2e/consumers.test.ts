@@ -394,7 +394,7 @@ describe('The installed package: subpaths, one module copy, the command', () => 
   });
 
   it('should refuse a deep import of a file the exports map does not list', async () => {
-    const res = await run(process.execPath, ['-e', "require('glance-edge/dist/index.js')"], projectDir('cjs'));
+    const res = await run(process.execPath, ['-e', "require('glance-edge/dist/lib/index.js')"], projectDir('cjs'));
     expect(res.code).not.toBe(0);
     expect(res.stderr).toContain('ERR_PACKAGE_PATH_NOT_EXPORTED');
   });

@@ -1,5 +1,5 @@
 /**
- * The shipped OS::Compute::Hypervisor namespace (dist/defaults/compute-hypervisor.json) is a file an
+ * The shipped OS::Compute::Hypervisor namespace (dist/lib/defaults/compute-hypervisor.json) is a file an
  * operator can load into any Glance: load it with `glance-manage db_load_metadefs` into a real Glance
  * 25.1.0 (test/glance/, a state folder and port of its own) whose metadefs were unloaded first, and
  * check that Glance then serves `vz`. Before that, the demo's hypervisor_type property is compared byte
@@ -12,7 +12,7 @@ import { glanceEnv, startRealGlance, type RealGlance } from '../helpers/glance';
 import { ROOT, startDemo, type Demo } from '../helpers/processes';
 
 const GLANCE_MANAGE = '/usr/bin/glance-manage';
-const SHIPPED = path.join(ROOT, 'dist', 'defaults', 'compute-hypervisor.json');
+const SHIPPED = path.join(ROOT, 'dist', 'lib', 'defaults', 'compute-hypervisor.json');
 const NS = 'OS::Compute::Hypervisor';
 const HYPERVISORS = ['baremetal', 'hyperv', 'kvm', 'lxc', 'powervm', 'qemu', 'uml', 'vmware', 'vz', 'xen'];
 const VZ_LINE = 'VZ - Virtuozzo OS Containers and Virtual Machines (through libvirt)';

@@ -10,7 +10,7 @@ import path from 'node:path';
 import { startOldGlance } from '../fixtures/old-glance';
 
 export const ROOT = path.resolve(__dirname, '..', '..');
-export const CLI = path.join(ROOT, 'dist', 'cli.js');
+export const CLI = path.join(ROOT, 'dist', 'server', 'cli.js');
 /** The 32-byte fixture that makes every range obvious. */
 export const FIXTURE = Buffer.from('0123456789abcdefghijklmnopqrstuv');
 

@@ -6,7 +6,7 @@ import { execFileSync } from 'node:child_process';
 import { closeSync, mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { lineBuffer } from '../../lib/observe/logs';
+import { lineBuffer } from '../../server/observe/logs';
 import { ROOT } from '../helpers/processes';
 
 let dir: string;

@@ -7,8 +7,8 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Writable } from 'node:stream';
-import { createSidecarHandler } from '../../lib/sidecar/app';
-import { createLogger } from '../../lib/observe/logs';
+import { createSidecarHandler } from '../../server/sidecar/app';
+import { createLogger } from '../../server/observe/logs';
 
 const UPSTREAM_ID = 'req-11111111-2222-4333-8444-555555555555';
 const ID = /^req-[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;

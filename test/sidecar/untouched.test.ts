@@ -3,7 +3,7 @@
  * reads that no middleware of the suite answers or changes.
  */
 import type { IncomingMessage } from 'node:http';
-import { untouchedBySuite } from '../../lib/sidecar/app';
+import { untouchedBySuite } from '../../server/sidecar/app';
 
 const ask = (method: string, url: string) => untouchedBySuite({ method, url } as IncomingMessage);
 

@@ -2,10 +2,10 @@
  * The demo's image rules: turning a create request or a patch into a new image record, with
  * Glance's answers for bad ones. Pure except for sizing an http:// location (a HEAD request).
  */
-import { glanceError } from '../errors';
-import { locationPosition } from '../locations/decide';
-import { formatAllowed, formatError, type FormatField } from '../defaults/validate';
-import { checkAttribute, pyStr, type PatchOp } from '../locations/patch';
+import { glanceError } from '../../lib/errors';
+import { locationPosition } from '../../lib/locations/decide';
+import { formatAllowed, formatError, type FormatField } from '../../lib/defaults/validate';
+import { checkAttribute, pyStr, type PatchOp } from '../../lib/locations/patch';
 import type { ImageLocation, ImageRecord } from './store';
 
 const BASE = new Set(['name', 'disk_format', 'container_format', 'visibility', 'protected', 'min_ram', 'min_disk', 'owner', 'os_hidden', 'tags', 'id', 'locations']);

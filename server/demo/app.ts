@@ -4,13 +4,13 @@
  */
 import { randomUUID } from 'node:crypto';
 import express, { type Express, type NextFunction, type Request, type Response } from 'express';
-import { glanceError, glanceErrorHandler } from '../errors';
-import { checkOptions, option, type OptionChecks } from '../options';
-import { CONTAINER_FORMATS, DISK_FORMATS } from '../defaults/formats';
-import { imageFormats, resolveFormats, type FormatListOption } from '../defaults/middleware';
-import { MemoryStore } from '../locations/store';
-import { locationGuard } from '../locations/guard';
-import type { LegacyUse } from '../ranges/legacy';
+import { glanceError, glanceErrorHandler } from '../../lib/errors';
+import { checkOptions, option, type OptionChecks } from '../../lib/options';
+import { CONTAINER_FORMATS, DISK_FORMATS } from '../../lib/defaults/formats';
+import { imageFormats, resolveFormats, type FormatListOption } from '../../lib/defaults/middleware';
+import { MemoryStore } from '../../lib/locations/store';
+import { locationGuard } from '../../lib/locations/guard';
+import type { LegacyUse } from '../../lib/ranges/legacy';
 import { accessLog, logLegacyRange, logRefusal, type Logger } from '../observe/logs';
 import { both, metricsEndpoint, type EdgeMetrics } from '../observe/metrics';
 import { imageService } from './service';

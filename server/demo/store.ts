@@ -17,9 +17,9 @@ import path from 'node:path';
 import { finished, Transform, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { pathToFileURL } from 'node:url';
-import { glanceTimestamp } from '../http/json';
-import { spent } from '../http/reclaim';
-import type { ImageFacts } from '../images/lookup';
+import { glanceTimestamp } from '../../lib/http/json';
+import { spent } from '../perf/reclaim';
+import type { ImageFacts } from '../../lib/images/lookup';
 
 export interface ImageLocation {
   url: string;

@@ -12,12 +12,12 @@
  */
 import http, { type IncomingHttpHeaders, type IncomingMessage, type ServerResponse } from 'node:http';
 import https from 'node:https';
-import { glanceError, type GlanceError } from '../errors';
-import { flatHeader, noteFlatHeaders } from '../http/answer-headers';
-import { edgeData } from '../http/body';
-import { connectionNamed, forwardedHeaders, hopByHop } from '../http/forwarded';
-import { countLarge } from '../http/reclaim';
-import { checkOptions, option, type OptionChecks } from '../options';
+import { glanceError, type GlanceError } from '../../lib/errors';
+import { flatHeader, noteFlatHeaders } from '../observe/answer-headers';
+import { edgeData } from '../../lib/http/body';
+import { connectionNamed, forwardedHeaders, hopByHop } from '../../lib/http/forwarded';
+import { countLarge } from '../perf/reclaim';
+import { checkOptions, option, type OptionChecks } from '../../lib/options';
 
 export interface ForwardOptions {
   /** Base URL of the upstream image service (a path prefix is kept). */

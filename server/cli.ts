@@ -13,7 +13,7 @@
  * otherwise grows it to 16 MiB (48 MiB of heap). Under 1 MiB range load (8 connections) the demo
  * peaked at 124 MB RSS with V8's default, 96-99 MB with 2 MiB and 93-95 MB with 1 MiB, at the
  * same throughput within this machine's noise. V8 reads the flag only at start-up. Both commands
- * also reclaim streamed data every 4 MiB (lib/http/reclaim.ts).
+ * also reclaim streamed data every 4 MiB (server/perf/reclaim.ts).
  *
  * The demo also grows its heap by a fifth at a time (--heap-growing-percent=20, which V8 reads at
  * each collection, so it is set at run time). With V8's own factor its old space climbed from 8 to
@@ -30,9 +30,9 @@ import { createDemoApp } from './demo/app';
 import { locationPolicy } from './demo/location';
 import { DEFAULT_MAX_IMAGE_SIZE } from './demo/service';
 import { DiskImageStore } from './demo/store';
-import type { FormatListOption } from './defaults/middleware';
+import type { FormatListOption } from '../lib/defaults/middleware';
 import { createLogger, type Logger } from './observe/logs';
-import { reclaimStreamedData } from './http/reclaim';
+import { reclaimStreamedData } from './perf/reclaim';
 import { createMetrics } from './observe/metrics';
 import { createSidecarHandler } from './sidecar/app';
 
@@ -341,7 +341,7 @@ function createServer(handler: http.RequestListener, timeouts: ClientTimeouts): 
 
 /** Listen, log the address, and close gracefully on SIGINT/SIGTERM. */
 function serve(name: string, logger: Logger, server: http.Server, host: string, listenPort: number, extra: Record<string, unknown>): Promise<void> {
-  // Streamed image data is freed every few MiB instead of piling up (see lib/http/reclaim.ts).
+  // Streamed image data is freed every few MiB instead of piling up (see server/perf/reclaim.ts).
   reclaimStreamedData();
   return new Promise((resolve, reject) => {
     server.once('error', reject);

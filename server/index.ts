@@ -15,5 +15,5 @@ export { both, createMetrics, metricsEndpoint } from './observe/metrics';
 export type { EdgeMetrics, MetricsOptions, RouteGroup } from './observe/metrics';
 export { accessLog, createLogger, logLegacyRange, logRefusal, requestIdOf } from './observe/logs';
 export type { AccessLogOptions, Logger, LoggerOptions } from './observe/logs';
-export { reclaimStreamedData } from './http/reclaim';
-export type { ReclaimOptions } from './http/reclaim';
+export { reclaimStreamedData } from './perf/reclaim';
+export type { ReclaimOptions } from './perf/reclaim';

@@ -7,9 +7,9 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { rm } from 'node:fs/promises';
 import { isDeepStrictEqual } from 'node:util';
 import { Router, type Request } from 'express';
-import { glanceError } from '../errors';
-import { CONTAINER_FORMATS, DISK_FORMATS } from '../defaults/formats';
-import { resolveFormats, type FormatListOption } from '../defaults/middleware';
+import { glanceError } from '../../lib/errors';
+import { CONTAINER_FORMATS, DISK_FORMATS } from '../../lib/defaults/formats';
+import { resolveFormats, type FormatListOption } from '../../lib/defaults/middleware';
 import {
   HYPERVISOR_NAMESPACE,
   METADEF_NAMESPACE_SCHEMA,
@@ -18,15 +18,15 @@ import {
   propertiesDocument,
   propertyDocument,
   type MetadefNamespace,
-} from '../defaults/metadefs';
-import { imageSchema, imagesSchema } from '../defaults/schemas';
-import { inspectBody } from '../http/body';
-import { pythonJson } from '../http/json';
-import { mediaType } from '../http/media';
-import { ACCEPT_PATCH, parseImagePatch, patchDraft } from '../locations/patch';
-import type { LegacyUse } from '../ranges/legacy';
-import { FileCache } from '../ranges/file';
-import { serveImage, type ImageData } from '../ranges/serve';
+} from '../../lib/defaults/metadefs';
+import { imageSchema, imagesSchema } from '../../lib/defaults/schemas';
+import { inspectBody } from '../../lib/http/body';
+import { pythonJson } from '../../lib/http/json';
+import { mediaType } from '../../lib/http/media';
+import { ACCEPT_PATCH, parseImagePatch, patchDraft } from '../../lib/locations/patch';
+import type { LegacyUse } from '../../lib/ranges/legacy';
+import { FileCache } from '../../lib/ranges/file';
+import { serveImage, type ImageData } from '../../lib/ranges/serve';
 import { applyCreate, applyPatch, imageView, type ImageRules } from './images';
 import { DEFAULT_ALLOWED_LOCATION_HOSTS, isResponse, locationClient, locationPolicy, type SelfAddress } from './location';
 import { DataTooLarge, DiskImageStore, timestamp, type DataFacts, type ImageRecord } from './store';

@@ -7,12 +7,12 @@
 import { randomUUID } from 'node:crypto';
 import { writeSync } from 'node:fs';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { checkOptions, option } from '../options';
+import { checkOptions, option } from '../../lib/options';
 import pino, { type DestinationStream, type Logger } from 'pino';
-import { answerHeader } from '../http/answer-headers';
+import { answerHeader } from './answer-headers';
 import { pinoHttp } from 'pino-http';
-import type { LocationRefusal } from '../locations/guard';
-import type { LegacyUse } from '../ranges/legacy';
+import type { LocationRefusal } from '../../lib/locations/guard';
+import type { LegacyUse } from '../../lib/ranges/legacy';
 import { clientName } from './metrics';
 
 export type { Logger } from 'pino';

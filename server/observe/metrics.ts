@@ -8,14 +8,14 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
-import { isGlanceError } from '../errors';
-import { pathOf } from '../http/media';
-import { readRequest, type Route } from '../request/read';
-import { reclaimCollections } from '../http/reclaim';
-import { IMAGE_STATUSES, type ImageLookup } from '../images/lookup';
-import type { Store } from '../locations/store';
-import type { LocationRefusal } from '../locations/guard';
-import type { LegacyUse } from '../ranges/legacy';
+import { isGlanceError } from '../../lib/errors';
+import { pathOf } from '../../lib/http/media';
+import { readRequest, type Route } from '../../lib/request/read';
+import { reclaimCollections } from '../perf/reclaim';
+import { IMAGE_STATUSES, type ImageLookup } from '../../lib/images/lookup';
+import type { Store } from '../../lib/locations/store';
+import type { LocationRefusal } from '../../lib/locations/guard';
+import type { LegacyUse } from '../../lib/ranges/legacy';
 import { defaultMetrics } from './defaults';
 
 export interface MetricsOptions {
@@ -28,7 +28,7 @@ export interface MetricsOptions {
   /**
    * With the default metrics of a registry of its own, also prom-client's GC histogram
    * (`nodejs_gc_duration_seconds`). Default false: it runs a JS callback at every collection,
-   * which cost the sidecar a fifth of its small-request throughput (lib/observe/defaults.ts).
+   * which cost the sidecar a fifth of its small-request throughput (server/observe/defaults.ts).
    */
   readonly gcMetrics?: boolean;
 }

@@ -5,22 +5,22 @@
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import https from 'node:https';
 import express, { type Express } from 'express';
-import { glanceError, glanceErrorHandler, isGlanceError, sendGlanceError } from '../errors';
-import { hypervisorMetadefs, imageSchemas } from '../defaults/documents';
-import { imageFormats, type FormatListOption } from '../defaults/middleware';
-import { pythonJson } from '../http/json';
-import { forwardedHeaders } from '../http/forwarded';
-import { pathOf } from '../http/media';
-import { checkOptions, option, type OptionChecks } from '../options';
-import { readRequest, type Route } from '../request/read';
-import { rewriteJsonAnswer } from '../http/rewrite';
-import { httpImageLookup, type ImageFacts } from '../images/lookup';
-import { MemoryStore } from '../locations/store';
-import { locationGuard } from '../locations/guard';
-import { serveImage, type ImageData } from '../ranges/serve';
+import { glanceError, glanceErrorHandler, isGlanceError, sendGlanceError } from '../../lib/errors';
+import { hypervisorMetadefs, imageSchemas } from '../../lib/defaults/documents';
+import { imageFormats, type FormatListOption } from '../../lib/defaults/middleware';
+import { pythonJson } from '../../lib/http/json';
+import { forwardedHeaders } from '../../lib/http/forwarded';
+import { pathOf } from '../../lib/http/media';
+import { checkOptions, option, type OptionChecks } from '../../lib/options';
+import { readRequest, type Route } from '../../lib/request/read';
+import { rewriteJsonAnswer } from '../../lib/http/rewrite';
+import { httpImageLookup, type ImageFacts } from '../../lib/images/lookup';
+import { MemoryStore } from '../../lib/locations/store';
+import { locationGuard } from '../../lib/locations/guard';
+import { serveImage, type ImageData } from '../../lib/ranges/serve';
 import { accessLog, logLegacyRange, logRefusal, requestIdOf, type Logger } from '../observe/logs';
 import { both, metricsEndpoint, type EdgeMetrics } from '../observe/metrics';
-import type { LegacyUse } from '../ranges/legacy';
+import type { LegacyUse } from '../../lib/ranges/legacy';
 import { forward, framingRefusal, isStaleConnection, upstreamAgent } from './forward';
 
 export interface SidecarOptions {

@@ -11,8 +11,10 @@
  * every 4 MiB of streamed data, it peaks at 70-75 MB and runs at 1,150-1,350 MB/s.
  *
  * Off unless a process asks for it with reclaimStreamedData() (as the glance-edge command does):
- * it needs V8's `gc` function, which that call exposes. Streams whose chunks are reused (a
- * source's `recycle`) leave nothing to reclaim and are not counted.
+ * it needs V8's `gc` function, which that call exposes. The library's middlewares never count:
+ * this is the servers' measured workaround (bench/, the sidecar's and demo's streaming runs), kept
+ * out of what a user mounts. Downloads the demo serves from disk reuse their buffers (FileCache's
+ * `recycle`) and leave nothing to reclaim.
  */
 import v8 from 'node:v8';
 import vm from 'node:vm';
@@ -31,8 +33,8 @@ export interface ReclaimOptions {
 
 /**
  * From now on, run a minor garbage collection after every `every` bytes of image data streamed
- * through the suite (downloads from a source without `recycle`, forwarded answers and request
- * bodies, demo uploads), process-wide. Exposes V8's `gc` to do so, as `node --expose-gc` would.
+ * through the servers (the sidecar's forwarded answers and request bodies, the demo's uploads),
+ * process-wide. Exposes V8's `gc` to do so, as `node --expose-gc` would.
  */
 export function reclaimStreamedData(options: ReclaimOptions = {}): void {
   const bytes = options.every ?? 4 * 1024 * 1024;
