@@ -34,7 +34,7 @@ import type { FormatListOption } from '../lib/defaults/middleware';
 import { createLogger, type Logger } from './observe/logs';
 import { reclaimStreamedData } from './perf/reclaim';
 import { createMetrics } from './observe/metrics';
-import { createSidecarHandler } from './sidecar/app';
+import { createSidecar } from './sidecar/app';
 
 const USAGE = `Usage: glance-edge <command> [options]
        glance-edge help | --help | -h
@@ -457,7 +457,7 @@ async function proxy(flags: ReadonlyMap<string, string>): Promise<void> {
   const diskFormats = formatList(fromFile('diskFormats'));
   const containerFormats = formatList(fromFile('containerFormats'));
   const logger = createLogger();
-  const handler = createSidecarHandler({
+  const handler = createSidecar({
     upstream,
     timeout,
     showMultipleLocations,

@@ -3,7 +3,7 @@
  * and what they run with (metrics, logs, the forwarder, measured performance settings). It loads
  * Express, pino and prom-client; the middlewares alone are in `glance-edge`.
  */
-export { createSidecarApp, createSidecarHandler } from './sidecar/app';
+export { createSidecar } from './sidecar/app';
 export type { SidecarOptions } from './sidecar/app';
 export { forward } from './sidecar/forward';
 export type { ForwardOptions } from './sidecar/forward';

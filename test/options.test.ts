@@ -15,7 +15,7 @@ import { createLogger } from '../server/observe/logs';
 import { createMetrics } from '../server/observe/metrics';
 import { legacyContentRange } from '../lib/ranges/legacy';
 import { serveImage } from '../lib/ranges/serve';
-import { createSidecarApp, createSidecarHandler } from '../server/sidecar/app';
+import { createSidecar } from '../server/sidecar/app';
 import { forward } from '../server/sidecar/forward';
 
 const dir = mkdtempSync(path.join(tmpdir(), 'glance-edge-options-'));
@@ -31,8 +31,7 @@ const lookup = async () => null;
 
 const FACTORIES: [string, Factory, Record<string, unknown>][] = [
   ['locationGuard', (o) => locationGuard(o as never), { lookup }],
-  ['createSidecarApp', (o) => createSidecarApp(o as never), { upstream }],
-  ['createSidecarHandler', (o) => createSidecarHandler(o as never), { upstream }],
+  ['createSidecar', (o) => createSidecar(o as never), { upstream }],
   ['createDemoApp', (o) => createDemoApp({ store, ...o } as never), {}],
   ['httpImageLookup', (o) => httpImageLookup(o as never), { url: upstream }],
   ['forward', (o) => forward(o as never), { upstream }],
@@ -56,9 +55,10 @@ describe('options: every factory checks its options at construction', () => {
   it.each([
     ['locationGuard', () => locationGuard({ lookup, showMultipleLocations: 'yes' } as never), "locationGuard: option 'showMultipleLocations' must be true or false"],
     ['locationGuard', () => locationGuard({ lookup, patchMediaTypes: 'any' } as never), "locationGuard: option 'patchMediaTypes' must be 'json' or 'glance'"],
-    ['createSidecarApp', () => createSidecarApp({ upstream, showMultipleLocations: 'false' } as never), "createSidecarApp: option 'showMultipleLocations' must be true or false"],
-    ['createSidecarHandler', () => createSidecarHandler({ upstream: 'ftp://x' }), "createSidecarHandler: option 'upstream' must be an absolute http(s) URL"],
-    ['createSidecarApp', () => createSidecarApp({} as never), "createSidecarApp: option 'upstream' is required (an absolute http(s) URL)"],
+    ['createSidecar', () => createSidecar({ upstream, showMultipleLocations: 'false' } as never), "createSidecar: option 'showMultipleLocations' must be true or false"],
+    ['createSidecar', () => createSidecar({ upstream: 'ftp://x' }), "createSidecar: option 'upstream' must be an absolute http(s) URL"],
+    ['createSidecar', () => createSidecar({} as never), "createSidecar: option 'upstream' is required (an absolute http(s) URL)"],
+    ['createSidecar', () => createSidecar({ upstream, store: new Map() } as never), "createSidecar: option 'store' must be a Store (acquire, renew, release, local)"],
     ['createDemoApp', () => createDemoApp({ store, maxRanges: 0 }), "createDemoApp: option 'maxRanges' must be a whole number of ranges from 1 to 1000"],
     ['createLogger', () => createLogger({ level: 'loud' }), "createLogger: option 'level' must be 'fatal' or 'error' or 'warn' or 'info' or 'debug' or 'trace' or 'silent'"],
   ])('%s should throw a TypeError naming the option for a value of the wrong kind', (_name, build, message) => {

@@ -6,12 +6,12 @@
  * service's own answer and learns nothing from the suite. Any other failure throws a 502 (503 when
  * the service says it is unavailable): a guarded change never goes through unchecked.
  */
-import http from 'node:http';
-import https from 'node:https';
-import type { IncomingMessage } from 'node:http';
+import http, { type IncomingMessage } from 'node:http';
 import { glanceError } from '../errors';
 import { forwardedHeaders } from '../http/forwarded';
+import { checkOptions, option, type OptionChecks } from '../options';
 import { readRequest } from '../request/read';
+import { AnswerUnread, UpstreamFailure, upstreamClient } from '../upstream/client';
 
 /** Image statuses Glance knows. */
 export const IMAGE_STATUSES = ['queued', 'saving', 'active', 'killed', 'deleted', 'pending_delete', 'deactivated', 'uploading', 'importing'] as const;
@@ -82,112 +82,58 @@ export interface HttpImageLookupOptions {
   readonly asRequested?: boolean;
 }
 
-const LOOKUP_OPTIONS = new Set(['url', 'timeout', 'agent', 'asRequested']);
+const LOOKUP_OPTIONS: OptionChecks<HttpImageLookupOptions> = {
+  url: option.url,
+  timeout: option.integer(1, 2_147_483_647, 'milliseconds'),
+  agent: option.object('an http.Agent', (v) => v instanceof http.Agent),
+  asRequested: option.boolean,
+};
+
+/** The largest image document a lookup reads. */
+const DOCUMENT_LIMIT = 4 * 1024 * 1024;
 
 /** A lookup over HTTP against any Glance v2 API: `GET {url}/v2/images/{id}`. */
 export function httpImageLookup(options: HttpImageLookupOptions): ImageLookup {
-  for (const key of Object.keys(options)) {
-    if (!LOOKUP_OPTIONS.has(key)) throw new TypeError(`httpImageLookup: unknown option '${key}'`);
-  }
-  let base: URL;
-  try {
-    base = new URL(options.url);
-  } catch {
-    throw new TypeError(`httpImageLookup: option 'url' must be an absolute http(s) URL, got ${JSON.stringify(options.url)}`);
-  }
-  if (base.protocol !== 'http:' && base.protocol !== 'https:') {
-    throw new TypeError(`httpImageLookup: option 'url' must be an http(s) URL, got ${JSON.stringify(options.url)}`);
-  }
+  checkOptions('httpImageLookup', options, LOOKUP_OPTIONS, ['url']);
   const timeout = options.timeout ?? 10_000;
-  if (!Number.isInteger(timeout) || timeout <= 0) throw new TypeError("httpImageLookup: option 'timeout' must be a positive integer of milliseconds");
-  const transport = base.protocol === 'https:' ? https : http;
-  // Idle pooled connections closed after 4 s (sooner if the service says so), before the service closes them.
-  const agent = options.agent ?? new transport.Agent({ keepAlive: true, timeout: 4000 });
-  const prefix = base.pathname.replace(/\/+$/, '');
+  const client = upstreamClient({ url: options.url, timeout, agent: options.agent });
   const asRequested = options.asRequested ?? false;
-  if (typeof asRequested !== 'boolean') throw new TypeError("httpImageLookup: option 'asRequested' must be a boolean");
+  const failed = (message: string) => glanceError(502, 'lookup.failed', message);
 
-  return function httpLookup(id: string, req: IncomingMessage): Promise<ImageFacts | null> {
-    const headers = lookupHeaders(req, base.host);
+  return async function httpLookup(id: string, req: IncomingMessage): Promise<ImageFacts | null> {
     // With the request's query (a service may read the caller's identity there too), never its
     // method override; as requested, at the record the request names.
     const reading = readRequest(req);
     const record = asRequested ? reading.recordTarget : null;
     const query = reading.lookupQuery !== '' ? `?${reading.lookupQuery}` : '';
-    const path = `${prefix}${record ?? `/v2/images/${encodeURIComponent(id)}`}${query}`;
-
-    const ask = (mayRetry: boolean) => new Promise<ImageFacts | null>((resolve, reject) => {
-      const fail = (message: string, status = 502) =>
-        reject(glanceError(status, status === 503 ? 'lookup.unavailable' : 'lookup.failed', message));
-      let answered = false;
-      const lookup = transport.request(
-        {
-          protocol: base.protocol,
-          hostname: base.hostname,
-          port: base.port,
-          path,
-          method: 'GET',
-          headers,
-          agent,
-          timeout,
-        },
-        (res) => {
-          answered = true;
-          const status = res.statusCode ?? 0;
-          // 300: the service routes this spelling to its version list, not to an image.
-          if (status === 300 || status === 401 || status === 403 || status === 404) {
-            res.resume();
-            resolve(null);
-            return;
-          }
-          if (status === 503) {
-            res.resume();
-            fail('The image service is unavailable, so the image status could not be checked.', 503);
-            return;
-          }
-          if (status !== 200) {
-            res.resume();
-            fail(`The image service answered ${status} when asked for the image status.`);
-            return;
-          }
-          const chunks: Buffer[] = [];
-          let length = 0;
-          res.on('data', (c: Buffer) => {
-            length += c.length;
-            if (length > 4 * 1024 * 1024) {
-              res.destroy();
-              fail('The image service sent an image document too large to be one.');
-              return;
-            }
-            chunks.push(c);
-          });
-          res.on('error', () => fail('The image service broke off its answer about the image status.'));
-          res.on('end', () => {
-            let facts: ImageFacts | null;
-            try {
-              facts = factsFromGlanceImage(JSON.parse(Buffer.concat(chunks).toString('utf8')));
-            } catch {
-              facts = null;
-            }
-            if (facts) resolve(facts);
-            else fail('The image service did not answer with an image document.');
-          });
-        },
-      );
-      let timedOut = false;
-      lookup.on('timeout', () => {
-        timedOut = true;
-        lookup.destroy();
-        fail(`The image service did not answer within ${timeout} ms when asked for the image status.`);
-      });
-      lookup.on('error', (err: NodeJS.ErrnoException) => {
-        // A pooled keep-alive connection the service closed as it was reused: once more on a fresh one.
-        if (mayRetry && !answered && !timedOut && lookup.reusedSocket && (err.code === 'ECONNRESET' || err.code === 'EPIPE')) ask(false).then(resolve, reject);
-        else fail(`The image service could not be reached (${err.code ?? err.message}).`);
-      });
-      lookup.end();
-    });
-    return ask(true);
+    const path = `${record ?? `/v2/images/${encodeURIComponent(id)}`}${query}`;
+    let answer;
+    try {
+      answer = await client.fetch({ method: 'GET', path, headers: lookupHeaders(req, client.host) }, DOCUMENT_LIMIT);
+    } catch (err) {
+      if (err instanceof UpstreamFailure) {
+        throw failed(
+          err.kind === 'timeout'
+            ? `The image service did not answer within ${timeout} ms when asked for the image status.`
+            : `The image service could not be reached (${err.detail}).`,
+        );
+      }
+      if (err instanceof AnswerUnread && err.reason === 'too large') throw failed('The image service sent an image document too large to be one.');
+      throw failed('The image service broke off its answer about the image status.');
+    }
+    const { status } = answer;
+    // 300: the service routes this spelling to its version list, not to an image.
+    if (status === 300 || status === 401 || status === 403 || status === 404) return null;
+    if (status === 503) throw glanceError(503, 'lookup.unavailable', 'The image service is unavailable, so the image status could not be checked.');
+    if (status !== 200) throw failed(`The image service answered ${status} when asked for the image status.`);
+    let facts: ImageFacts | null;
+    try {
+      facts = factsFromGlanceImage(JSON.parse(answer.body.toString('utf8')));
+    } catch {
+      facts = null;
+    }
+    if (!facts) throw failed('The image service did not answer with an image document.');
+    return facts;
   };
 }
 

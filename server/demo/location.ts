@@ -19,6 +19,7 @@ import http, { type IncomingMessage } from 'node:http';
 import https from 'node:https';
 import { BlockList, isIP, type LookupFunction } from 'node:net';
 import os from 'node:os';
+import { exchange } from '../../lib/upstream/client';
 
 /** The loopback addresses: allowed by default, so that the demo works with a blob server beside it. */
 export const DEFAULT_ALLOWED_LOCATION_HOSTS: readonly string[] = ['127.0.0.0/8', '::1'];
@@ -263,39 +264,31 @@ export function locationClient(options: LocationClientOptions) {
       if (opts.all) callback(null, pinned);
       else callback(null, first.address, first.family);
     };
-    const request = target.protocol === 'https:' ? https.request : http.request;
-    return new Promise((done) => {
-      const req = request(
-        {
-          protocol: target.protocol,
-          host: target.host,
-          port: target.port,
-          path: target.path,
-          method,
-          headers,
-          lookup,
-          agent: agents[target.protocol],
-          pinned: pinned.map((a) => a.address).join(' '),
-          ...(target.auth === null ? {} : { auth: target.auth }),
-        } as http.RequestOptions,
-        (res) => {
-          clearTimeout(timer);
-          if (res.statusCode === 200 || res.statusCode === 206) done(res);
-          else {
-            // Redirects are not followed; anything else is not the image's data.
-            res.resume();
-            done({ reason: `answered ${res.statusCode ?? 0}` });
-          }
-        },
-      );
-      // The deadline covers resolving too; reading the body is the caller's affair.
-      const timer = setTimeout(() => req.destroy(new Error('timed out')), Math.max(timeout - (Date.now() - started), 1));
-      req.on('error', (err) => {
-        clearTimeout(timer);
-        done({ reason: err.message });
-      });
-      req.end();
-    });
+    const remaining = Math.max(timeout - (Date.now() - started), 1);
+    const sent = exchange(
+      {
+        protocol: target.protocol,
+        hostname: target.host,
+        port: String(target.port),
+        agent: agents[target.protocol],
+        lookup,
+        // The pool keeps connections apart by the addresses they were pinned to.
+        requestOptions: { pinned: pinned.map((a) => a.address).join(' ') },
+        ...(target.auth === null ? {} : { auth: target.auth }),
+      },
+      { method, path: target.path, headers },
+      remaining,
+    );
+    // The deadline covers resolving too; reading the body is the caller's affair.
+    try {
+      const res = await sent.answer;
+      if (res.statusCode === 200 || res.statusCode === 206) return res;
+      // Redirects are not followed; anything else is not the image's data.
+      res.resume();
+      return { reason: `answered ${res.statusCode ?? 0}` };
+    } catch (err) {
+      return { reason: err instanceof Error ? err.message : String(err) };
+    }
   };
 }
 

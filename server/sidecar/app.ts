@@ -1,11 +1,11 @@
 /**
  * The sidecar: the whole suite in front of an existing image service, composed of the same
- * middlewares as mount mode, with a streaming forwarder behind them.
+ * middlewares as mount mode, with a streaming forwarder behind them, all asking the image service
+ * through one client (lib/upstream/client.ts) and one connection pool.
  */
-import http, { type IncomingMessage, type ServerResponse } from 'node:http';
-import https from 'node:https';
-import express, { type Express } from 'express';
-import { glanceError, glanceErrorHandler, isGlanceError, sendGlanceError } from '../../lib/errors';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import express from 'express';
+import { glanceError, glanceErrorHandler, sendGlanceError } from '../../lib/errors';
 import { hypervisorMetadefs, imageSchemas } from '../../lib/defaults/documents';
 import { imageFormats, type FormatListOption } from '../../lib/defaults/middleware';
 import { pythonJson } from '../../lib/http/json';
@@ -14,14 +14,15 @@ import { pathOf } from '../../lib/http/media';
 import { checkOptions, option, type OptionChecks } from '../../lib/options';
 import { readRequest, type Route } from '../../lib/request/read';
 import { rewriteJsonAnswer } from '../../lib/http/rewrite';
-import { httpImageLookup, type ImageFacts } from '../../lib/images/lookup';
-import { MemoryStore } from '../../lib/locations/store';
+import { httpImageLookup, type ImageFacts, type ImageLookup } from '../../lib/images/lookup';
+import { isStore, MemoryStore, type Store } from '../../lib/locations/store';
+import { UpstreamFailure, upstreamClient, upstreamError, type UpstreamClient } from '../../lib/upstream/client';
 import { locationGuard } from '../../lib/locations/guard';
 import { serveImage, type ImageData } from '../../lib/ranges/serve';
 import { accessLog, logLegacyRange, logRefusal, requestIdOf, type Logger } from '../observe/logs';
 import { both, metricsEndpoint, type EdgeMetrics } from '../observe/metrics';
 import type { LegacyUse } from '../../lib/ranges/legacy';
-import { forward, framingRefusal, isStaleConnection, upstreamAgent } from './forward';
+import { forward, framingRefusal } from './forward';
 
 export interface SidecarOptions {
   /** Base URL of the upstream image service. */
@@ -42,6 +43,14 @@ export interface SidecarOptions {
   readonly logger?: Logger;
   /** Prometheus metrics, also served at GET /metrics. */
   readonly metrics?: EdgeMetrics;
+  /** The race registry: by default a MemoryStore of this process's own. */
+  readonly store?: Store;
+  /**
+   * Other sidecars front the same image service (behind one load balancer, say): a warning is
+   * logged when the store is local to this process, since the race is then closed only for the
+   * requests that pass through it. Default false.
+   */
+  readonly peers?: boolean;
 }
 
 const facts = new WeakMap<IncomingMessage, ImageFacts>();
@@ -76,49 +85,55 @@ const SIDECAR_OPTIONS: OptionChecks<SidecarOptions> = {
   legacyUpstream: option.boolean,
   logger: option.object('a pino logger (createLogger)', (v) => typeof v === 'object' && v !== null && typeof (v as { info?: unknown }).info === 'function'),
   metrics: option.object('the metrics of createMetrics', (v) => typeof v === 'object' && v !== null && 'registry' in v),
+  store: option.object('a Store (acquire, renew, release, local)', isStore),
+  peers: option.boolean,
 };
 
-/** Build the sidecar app in front of `options.upstream`. */
-export function createSidecarApp(options: SidecarOptions): Express {
-  const { routes, front } = sidecarParts(options, true);
-  const app = express();
-  app.disable('x-powered-by');
-  app.set('etag', false);
-  for (const middleware of front) app.use(middleware);
-  app.use(routes);
-  return app;
-}
+type Middleware = (req: IncomingMessage, res: ServerResponse, next: (err?: unknown) => void) => void;
 
 /**
- * The sidecar as a request listener for `http.createServer`, as `glance-edge proxy` serves it:
- * the same middlewares as createSidecarApp, but requests no middleware of the suite touches (see
- * untouchedBySuite) skip them and go straight to the forwarder, which then costs what a bare
- * node:http proxy costs; the others go through an Express Router rather than an app. (An app gives
- * each request and answer its own prototypes: the code both ways share, pino-http's, the
- * forwarder's and Node's, then met two shapes of each, and pass-through ran 12-20 % slower once
- * writes or downloads had gone through the app.) Both ways write the same access-log line.
+ * The sidecar in front of `options.upstream`, as a request listener for `http.createServer` (as
+ * `glance-edge proxy` serves it) or a handler to mount last in an app of your own: it answers every
+ * request. Requests no middleware of the suite touches (see untouchedBySuite) skip the suite and
+ * go straight to the forwarder, which then costs what a bare node:http proxy costs; the others go
+ * through the suite's middlewares in an Express Router rather than an app. (An app gives each
+ * request and answer its own prototypes: the code both ways share, pino-http's, the forwarder's
+ * and Node's, then met two shapes of each, and pass-through ran 12-20 % slower once writes or
+ * downloads had gone through the app.) Both ways write the same access-log line.
  */
-export function createSidecarHandler(options: SidecarOptions): (req: IncomingMessage, res: ServerResponse) => void {
-  const { routes, forwarder, front } = sidecarParts(options, false);
-  const fail = (req: IncomingMessage, res: ServerResponse) => (err?: unknown) => sendGlanceError(req, res, err);
-  const suite = routes as unknown as (req: IncomingMessage, res: ServerResponse, done: (err?: unknown) => void) => void;
-  // The access line's request id: the forwarder puts it among the upstream's headers; every other
-  // answer gets it set here, before the suite's middlewares write anything.
+export function createSidecar(options: SidecarOptions): (req: IncomingMessage, res: ServerResponse, next?: (err?: unknown) => void) => void {
+  checkOptions('createSidecar', options, SIDECAR_OPTIONS, ['upstream']);
+  const store = options.store ?? new MemoryStore();
+  if (options.peers && store.local) {
+    options.logger?.warn(
+      { event: 'store.local' },
+      'other sidecars front this image service but the race registry is local to this process: an upload through one of them does not hold back a location change through this one',
+    );
+  }
+  const client = upstreamClient({ url: options.upstream, timeout: options.timeout ?? 60_000 });
+  const forwarder = forward({
+    upstream: options.upstream,
+    timeout: client.timeout,
+    agent: client.target.agent,
+    ...(options.metrics ? { onAnswer: (seconds: number) => options.metrics?.upstream('forward', seconds) } : {}),
+    ...(options.logger ? { requestId: requestIdOf } : {}),
+  });
+  const suite = suiteRoutes(options, client, store, forwarder) as unknown as Middleware;
+  const front = frontMiddlewares(options);
   const dispatch = (req: IncomingMessage, res: ServerResponse) => {
+    const fail = (err?: unknown) => sendGlanceError(req, res, err);
     // A request framed ambiguously is refused before anything, a lookup included, goes upstream.
     const refusal = framingRefusal(req);
-    if (refusal !== null) {
-      sendGlanceError(req, res, refusal);
-      return;
+    if (refusal !== null) fail(refusal);
+    else if (untouchedBySuite(req)) forwarder(req, res, fail);
+    else {
+      // The access line's request id: the forwarder puts it among the upstream's headers; every
+      // other answer gets it here, before the suite's middlewares write anything.
+      const id = requestIdOf(req);
+      if (id !== undefined) res.setHeader('X-Openstack-Request-Id', id);
+      // The forwarder ends the routes: nothing falls through but an error.
+      suite(req, res, fail);
     }
-    if (untouchedBySuite(req)) {
-      forwarder(req, res, fail(req, res));
-      return;
-    }
-    const id = requestIdOf(req);
-    if (id !== undefined) res.setHeader('X-Openstack-Request-Id', id);
-    // The forwarder ends the routes: nothing falls through but an error.
-    suite(req, res, fail(req, res));
   };
   return function sidecar(req: IncomingMessage, res: ServerResponse): void {
     let i = 0;
@@ -131,66 +146,106 @@ export function createSidecarHandler(options: SidecarOptions): (req: IncomingMes
   };
 }
 
-type Middleware = (req: IncomingMessage, res: ServerResponse, next: () => void) => void;
+/** What every request meets first: request counts, then the access line and its id. */
+function frontMiddlewares({ logger, metrics }: SidecarOptions): Middleware[] {
+  const front: Middleware[] = [];
+  if (metrics) front.push(metrics.requests() as Middleware);
+  if (logger) front.push(accessLog(logger, { setHeader: false }) as Middleware);
+  return front;
+}
 
-function sidecarParts(options: SidecarOptions, frontInApp: boolean) {
-  checkOptions(frontInApp ? 'createSidecarApp' : 'createSidecarHandler', options, SIDECAR_OPTIONS, ['upstream']);
-  const base = new URL(options.upstream);
-  const transport = base.protocol === 'https:' ? https : http;
-  const agent = upstreamAgent(transport);
-  const timeout = options.timeout ?? 60_000;
+/** The suite's middlewares in front of the forwarder, with the sidecar's own endpoints. */
+function suiteRoutes(options: SidecarOptions, client: UpstreamClient, store: Store, forwarder: Middleware) {
   const { logger, metrics } = options;
   // Lookups ask at the image as the request spelt it, so the upstream reads them as it reads the request.
-  const plainLookup = httpImageLookup({ url: options.upstream, agent, asRequested: true });
+  const plainLookup = httpImageLookup({ url: options.upstream, agent: client.target.agent, asRequested: true });
   const lookup = metrics ? metrics.observeLookup(plainLookup) : plainLookup;
-  const forwarder = forward({
-    upstream: options.upstream,
-    timeout,
-    agent,
-    ...(metrics ? { onAnswer: (seconds: number) => metrics.upstream('forward', seconds) } : {}),
-    ...(logger && !frontInApp ? { requestId: requestIdOf } : {}),
-  });
-  // What every request meets first, both ways in: request counts, then the access line and its id
-  // (set on the answer by accessLog in the app, by dispatch and the forwarder in the handler).
-  const front: Middleware[] = [];
-  if (metrics) front.push(metrics.requests());
-  if (logger) front.push(accessLog(logger, { setHeader: frontInApp }) as Middleware);
-  const onLegacyRange = both(options.onLegacyRange, logger && logLegacyRange(logger), metrics?.onLegacyRange);
   const onRefused = both(logger && logRefusal(logger), metrics?.onRefused);
-  const prefix = base.pathname.replace(/\/+$/, '');
+  metrics?.trackUploads(store);
+  const formats = {
+    ...(options.diskFormats ? { diskFormats: options.diskFormats } : {}),
+    ...(options.containerFormats ? { containerFormats: options.containerFormats } : {}),
+  };
+  const routes = express.Router();
+  if (metrics) routes.get('/metrics', metricsEndpoint(metrics.registry));
+  routes.get('/healthz', healthz(options.upstream, client, store));
+  routes.get(['/', '/versions'], versionLinks(client));
+  routes.use(locationGuard({ lookup, showMultipleLocations: options.showMultipleLocations ?? true, store, onRefused }));
+  routes.use(imageFormats(formats));
+  routes.use(imageSchemas(formats));
+  routes.use(hypervisorMetadefs());
+  routes.use(downloads(options, client, lookup, forwarder));
+  routes.use(forwarder);
+  routes.use(glanceErrorHandler());
+  return routes;
+}
+
+/** The sidecar's own state and whether the upstream answers. */
+function healthz(upstream: string, client: UpstreamClient, store: Store) {
+  return function healthz(_req: IncomingMessage, res: ServerResponse): void {
+    const started = Date.now();
+    const report = (reachable: boolean, status: number | null) => {
+      const body = JSON.stringify({
+        status: reachable ? 'ok' : 'upstream unreachable',
+        upstream: { url: upstream, reachable, status, ms: Date.now() - started },
+        uploadsInFlight: store.uploading?.() ?? null,
+      });
+      res.writeHead(reachable ? 200 : 503, { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(body), 'Cache-Control': 'no-store' });
+      res.end(body);
+    };
+    client.fetch({ method: 'GET', path: '/versions', headers: ['Host', client.host], timeout: 3000 }, 1024 * 1024).then(
+      (answer) => report(answer.status < 500, answer.status),
+      () => report(false, null),
+    );
+  };
+}
+
+/** Version documents name the upstream in their links: they name the sidecar instead. */
+function versionLinks(client: UpstreamClient) {
+  const origin = client.origin;
+  return function versionLinks(req: IncomingMessage, res: ServerResponse, next: (err?: unknown) => void): void {
+    const own = `${'encrypted' in req.socket && req.socket.encrypted ? 'https' : 'http'}://${req.headers.host ?? ''}`;
+    const relink = (doc: unknown): unknown => {
+      if (Array.isArray(doc)) return doc.map(relink);
+      if (typeof doc === 'object' && doc !== null) return Object.fromEntries(Object.entries(doc).map(([k, v]) => [k, relink(v)]));
+      return typeof doc === 'string' && doc.startsWith(origin) ? own + doc.slice(origin.length) : doc;
+    };
+    if (req.headers.host) {
+      rewriteJsonAnswer(req, res, {
+        statuses: [200, 300],
+        transform: (doc) => (JSON.stringify(doc).includes(origin) ? relink(doc) : undefined),
+        serialize: (d) => pythonJson(d),
+      });
+    }
+    next();
+  };
+}
+
+/** Downloads: ranges served here from the upstream's data, whatever the upstream supports. */
+function downloads(options: SidecarOptions, client: UpstreamClient, lookup: ImageLookup, forwarder: Middleware) {
+  const { logger, metrics } = options;
+  const onLegacyRange = both(options.onLegacyRange, logger && logLegacyRange(logger), metrics?.onLegacyRange);
 
   /** Open a byte range of the image data upstream, with the caller's own headers. */
-  const openUpstream = (req: IncomingMessage, range?: { start: number; end: number }, mayRetry = true): Promise<IncomingMessage> =>
-    new Promise<IncomingMessage>((resolve, reject) => {
-      // The caller's identity as a forwarded request carries it; its own range, and no body.
-      const headers = forwardedHeaders(req, base.host, notForData);
-      if (range) {
-        if (options.legacyUpstream) headers.push('Content-Range', `bytes ${range.start}-${range.end}/*`);
-        else headers.push('Range', `bytes=${range.start}-${range.end}`);
-      }
-      const started = process.hrtime.bigint();
-      let answered = false;
-      const upstream = transport.request(
-        { protocol: base.protocol, hostname: base.hostname, port: base.port, method: 'GET', path: `${prefix}${req.url ?? '/'}`, headers, agent, timeout },
-        (res) => {
-          answered = true;
-          upstream.setTimeout(0);
-          metrics?.upstream('data', Number(process.hrtime.bigint() - started) / 1e9);
-          if (res.statusCode === 200 || res.statusCode === 206) resolve(res);
-          else {
-            res.resume();
-            reject(glanceError(502, 'upstream.data', `The image service answered ${res.statusCode} when asked for the image data.`));
-          }
-        },
-      );
-      upstream.on('timeout', () => upstream.destroy(glanceError(504, 'upstream.timeout', `The image service did not answer within ${timeout} ms.`)));
-      upstream.on('error', (err: NodeJS.ErrnoException) => {
-        // A pooled connection the upstream closed as it was reused: once more on a fresh one.
-        if (mayRetry && !answered && isStaleConnection(upstream, err)) openUpstream(req, range, false).then(resolve, reject);
-        else reject(isGlanceError(err) ? err : glanceError(502, 'upstream.unreachable', `The image service could not be reached (${err.code ?? err.message}).`));
-      });
-      upstream.end();
-    });
+  const openUpstream = async (req: IncomingMessage, range?: { start: number; end: number }): Promise<IncomingMessage> => {
+    // The caller's identity as a forwarded request carries it; its own range, and no body.
+    const headers = forwardedHeaders(req, client.host, notForData);
+    if (range) {
+      if (options.legacyUpstream) headers.push('Content-Range', `bytes ${range.start}-${range.end}/*`);
+      else headers.push('Range', `bytes=${range.start}-${range.end}`);
+    }
+    const started = process.hrtime.bigint();
+    let res: IncomingMessage;
+    try {
+      res = await client.send({ method: 'GET', path: req.url ?? '/', headers }).answer;
+    } catch (err) {
+      throw err instanceof UpstreamFailure ? upstreamError(err) : err;
+    }
+    metrics?.upstream('data', Number(process.hrtime.bigint() - started) / 1e9);
+    if (res.statusCode === 200 || res.statusCode === 206) return res;
+    res.resume();
+    throw glanceError(502, 'upstream.data', `The image service answered ${res.statusCode} when asked for the image data.`);
+  };
 
   const serve = serveImage({
     source: (req): ImageData => {
@@ -211,66 +266,7 @@ function sidecarParts(options: SidecarOptions, frontInApp: boolean) {
     deprecation: { onUse: onLegacyRange },
   });
 
-  const store = new MemoryStore();
-  metrics?.trackUploads(store);
-  const routes = express.Router();
-  if (metrics) routes.get('/metrics', metricsEndpoint(metrics.registry));
-
-  // The sidecar's own state and whether the upstream answers.
-  routes.get('/healthz', (_req, res) => {
-    const started = Date.now();
-    const probe = transport.request(
-      { protocol: base.protocol, hostname: base.hostname, port: base.port, method: 'GET', path: `${prefix}/versions`, agent, timeout: 3000 },
-      (answer) => {
-        answer.resume();
-        report(answer.statusCode !== undefined && answer.statusCode < 500, answer.statusCode ?? null);
-      },
-    );
-    probe.on('timeout', () => probe.destroy(new Error('timeout')));
-    probe.on('error', () => report(false, null));
-    probe.end();
-    let reported = false;
-    function report(reachable: boolean, status: number | null) {
-      if (reported) return;
-      reported = true;
-      const body = JSON.stringify({
-        status: reachable ? 'ok' : 'upstream unreachable',
-        upstream: { url: options.upstream, reachable, status, ms: Date.now() - started },
-        uploadsInFlight: store.uploading(),
-      });
-      res.writeHead(reachable ? 200 : 503, { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(body), 'Cache-Control': 'no-store' });
-      res.end(body);
-    }
-  });
-
-  // Version documents name the upstream in their links: they name the sidecar instead.
-  routes.get(['/', '/versions'], (req: IncomingMessage, res: ServerResponse, next: (err?: unknown) => void) => {
-    const own = `${'encrypted' in req.socket && req.socket.encrypted ? 'https' : 'http'}://${req.headers.host ?? ''}`;
-    const relink = (doc: unknown): unknown => {
-      if (Array.isArray(doc)) return doc.map(relink);
-      if (typeof doc === 'object' && doc !== null) return Object.fromEntries(Object.entries(doc).map(([k, v]) => [k, relink(v)]));
-      return typeof doc === 'string' && doc.startsWith(base.origin) ? own + doc.slice(base.origin.length) : doc;
-    };
-    if (req.headers.host) {
-      rewriteJsonAnswer(req, res, {
-        statuses: [200, 300],
-        transform: (doc) => (JSON.stringify(doc).includes(base.origin) ? relink(doc) : undefined),
-        serialize: (d) => pythonJson(d),
-      });
-    }
-    next();
-  });
-
-  routes.use(locationGuard({ lookup, showMultipleLocations: options.showMultipleLocations ?? true, store, onRefused }));
-  const formats = {
-    ...(options.diskFormats ? { diskFormats: options.diskFormats } : {}),
-    ...(options.containerFormats ? { containerFormats: options.containerFormats } : {}),
-  };
-  routes.use(imageFormats(formats));
-  routes.use(imageSchemas(formats));
-  routes.use(hypervisorMetadefs());
-  // Downloads: ranges served here from the upstream's data, whatever the upstream supports.
-  routes.use(function downloads(req: IncomingMessage, res: ServerResponse, next: (err?: unknown) => void) {
+  return function downloads(req: IncomingMessage, res: ServerResponse, next: (err?: unknown) => void): void {
     const reading = readRequest(req);
     if (reading.route !== 'image-file' || (reading.method !== 'GET' && reading.method !== 'HEAD') || reading.imageId === null) {
       next();
@@ -285,8 +281,5 @@ function sidecarParts(options: SidecarOptions, frontInApp: boolean) {
       facts.set(req, image);
       serve(req, res, next);
     }, next);
-  });
-  routes.use(forwarder);
-  routes.use(glanceErrorHandler());
-  return { routes, forwarder, front };
+  };
 }

@@ -11,13 +11,13 @@
  * request.
  */
 import http, { type IncomingHttpHeaders, type IncomingMessage, type ServerResponse } from 'node:http';
-import https from 'node:https';
 import { glanceError, type GlanceError } from '../../lib/errors';
 import { flatHeader, noteFlatHeaders } from '../observe/answer-headers';
 import { edgeData } from '../../lib/http/body';
 import { connectionNamed, forwardedHeaders, hopByHop } from '../../lib/http/forwarded';
 import { countLarge } from '../perf/reclaim';
 import { checkOptions, option, type OptionChecks } from '../../lib/options';
+import { UpstreamFailure, upstreamClient, upstreamError, type UpstreamClient } from '../../lib/upstream/client';
 
 export interface ForwardOptions {
   /** Base URL of the upstream image service (a path prefix is kept). */
@@ -121,202 +121,128 @@ const FORWARD_OPTIONS: OptionChecks<ForwardOptions> = {
   requestId: option.function('(req) => string | undefined'),
 };
 
+/** What every forwarded request of one forwarder shares. */
+interface Forwarder {
+  readonly client: UpstreamClient;
+  readonly onAnswer: ((seconds: number) => void) | undefined;
+  readonly requestId: ((req: IncomingMessage) => string | undefined) | undefined;
+}
+
 /** A handler that forwards every request it gets to the upstream. Mount it last, before the error handler. */
 export function forward(options: ForwardOptions) {
   checkOptions('forward', options, FORWARD_OPTIONS, ['upstream']);
-  const base = new URL(options.upstream);
-  const timeout = options.timeout ?? 60_000;
-  const transport = base.protocol === 'https:' ? https : http;
-  const agent = options.agent ?? upstreamAgent(transport);
-  const prefix = base.pathname.replace(/\/+$/, '');
-  const upstreamOrigin = base.origin;
-  const timedOut = glanceError(504, 'upstream.timeout', `The image service did not answer within ${timeout} ms.`);
-
-  // Requests sent and waiting for the upstream's answer, checked by one coarse timer (a tenth of the
-  // timeout, at most a second) rather than a socket timeout each: arming and clearing one per
-  // request was a twentieth of a small forwarded request's cost.
-  const waiting = new Map<() => void, number>();
-  let watchdog: NodeJS.Timeout | undefined;
-  const sweep = () => {
-    const now = Date.now();
-    for (const [expire, since] of waiting) if (now - since >= timeout) expire();
-    if (waiting.size === 0 && watchdog) {
-      clearInterval(watchdog);
-      watchdog = undefined;
-    }
+  const to: Forwarder = {
+    client: upstreamClient({ url: options.upstream, timeout: options.timeout ?? 60_000, agent: options.agent }),
+    onAnswer: options.onAnswer,
+    requestId: options.requestId,
   };
-  const wait = (expire: () => void) => {
-    waiting.set(expire, Date.now());
-    watchdog ??= setInterval(sweep, Math.min(1000, Math.max(5, Math.floor(timeout / 10)))).unref();
-  };
-
-  /**
-   * The request's headers for the upstream, as a flat [name, value, ...] list in the client's
-   * order and spelling: end-to-end ones only, Host the upstream's, X-Forwarded-* added, and the
-   * body's framing written by the sidecar: the client's `Content-Length`, or
-   * `Transfer-Encoding: chunked` (which makes Node chunk what is written, for any method). Neither
-   * is left out because `Connection` names it: framing is this hop's to write, so the naming means
-   * nothing here.
-   */
-  function upstreamHeaders(req: IncomingMessage, framing: RequestFraming): string[] {
-    const out = forwardedHeaders(req, base.host, isContentLength);
-    if (framing === 'length') out.push('Content-Length', req.headers['content-length'] as string);
-    else if (framing === 'chunked') out.push('Transfer-Encoding', 'chunked');
-    // Node would send an empty chunked body for a method that usually has one: say none instead.
-    else if (!BODILESS_BY_DEFAULT.has(req.method as string)) out.push('Content-Length', '0');
-    return out;
-  }
-
-  /**
-   * The upstream's answer headers for the client: end-to-end ones, a Location to the upstream made
-   * the sidecar's, the request id added when the upstream sent none.
-   */
-  function clientHeaders(answer: IncomingMessage, req: IncomingMessage, proto: string): string[] {
-    const raw = answer.rawHeaders;
-    const named = connectionNamed(flatHeader(raw, 'connection'));
-    const out: string[] = [];
-    let identified = false;
-    for (let i = 0; i < raw.length; i += 2) {
-      const name = raw[i] as string;
-      const lower = name.toLowerCase();
-      if (hopByHop(lower, named)) continue;
-      let value = raw[i + 1] as string;
-      if (lower === 'location' && value.startsWith(upstreamOrigin) && req.headers.host) value = `${proto}://${req.headers.host}${value.slice(upstreamOrigin.length)}`;
-      else if (lower === 'x-openstack-request-id') identified = true;
-      out.push(name, value);
-    }
-    if (!identified && requestId) {
-      const id = requestId(req);
-      if (id !== undefined) out.push('X-Openstack-Request-Id', id);
-    }
-    return out;
-  }
-
-  const onAnswer = options.onAnswer;
-  const requestId = options.requestId;
   return function forward(req: IncomingMessage, res: ServerResponse, next: NextFunction): void {
     const refusal = framingRefusal(req);
-    if (refusal !== null) {
-      next(refusal);
-      return;
-    }
-    const framing = requestFraming(req.headers, req.rawHeaders) as RequestFraming;
-    const proto = 'encrypted' in req.socket && req.socket.encrypted ? 'https' : 'http';
-    const headers = upstreamHeaders(req, framing);
-    // No body: none is sent (upstreamHeaders says `Content-Length: 0` for a method that usually has one).
-    const bodiless = framing === 'none';
-    // Only a bodiless GET or HEAD is asked again on a fresh connection; nothing else is sent twice.
-    const retriable = bodiless && (req.method === 'GET' || req.method === 'HEAD');
-    const started = onAnswer ? process.hrtime.bigint() : 0n;
-    let answered = false;
-    let failed = false;
-    let clientGone = false;
-    let upstream: http.ClientRequest;
-    const fail = (err: unknown) => {
-      if (failed) return;
-      failed = true;
-      waiting.delete(expire);
-      upstream.destroy();
-      if (answered || res.headersSent) res.destroy();
-      else next(err);
-    };
-    const expire = () => {
-      if (!answered) fail(timedOut);
-    };
-    const cut = () => res.destroy();
-    let settle!: () => void;
-    edgeData(req).upstream = new Promise<void>((resolve) => (settle = resolve));
-    const send = (mayRetry: boolean) => {
-      upstream = transport.request(
-        { protocol: base.protocol, hostname: base.hostname, port: base.port, method: req.method, path: `${prefix}${req.url ?? '/'}`, headers, agent },
-        (answer) => {
-          answered = true;
-          waiting.delete(expire);
-          if (clientGone) {
-            // Nobody to answer: the service's answer is read and dropped, so the exchange ends.
-            answer.resume();
-            return;
-          }
-          if (onAnswer) onAnswer(Number(process.hrtime.bigint() - started) / 1e9);
-          const answerHeaders = clientHeaders(answer, req, proto);
-          res.writeHead(answer.statusCode ?? 502, answer.statusMessage, answerHeaders);
-          noteFlatHeaders(res, answerHeaders);
-          countLarge(answer, flatHeader(answer.rawHeaders, 'content-length'));
-          answer.pipe(res);
-          // The upstream died mid-answer: the client must not take a truncated body for a whole one.
-          answer.on('aborted', cut);
-          answer.on('error', cut);
-        },
-      );
-      // The exchange is over when this request closes, unless it was asked again on a fresh connection.
-      const current = upstream;
-      current.once('close', () => {
-        if (upstream === current) settle();
-      });
-      upstream.on('error', (err: NodeJS.ErrnoException) => {
-        if (clientGone) return; // nobody left to answer
-        // A kept-alive connection that the upstream closed as it was being reused: ask again on a
-        // fresh one, once, when no body can have been lost.
-        if (mayRetry && retriable && !answered && !failed && isStaleConnection(upstream, err)) {
-          waiting.delete(expire);
-          send(false);
-          return;
-        }
-        fail(glanceError(502, 'upstream.unreachable', `The image service could not be reached (${err.code ?? err.message}).`));
-      });
-      // The wait for the answer begins once the request (and its body) has been sent.
-      if (bodiless) {
-        upstream.end();
-        wait(expire);
-      } else {
-        upstream.once('finish', () => {
-          if (!answered && !failed) wait(expire);
-        });
-        countLarge(req, req.headers['content-length']);
-        req.pipe(upstream);
-      }
-    };
-    // The client went away (its answer closed unfinished): stop the upstream request too, unless
-    // its body had all been sent, when the service is at work on it (an upload being written): its
-    // answer is then awaited (within the timeout) and dropped, so that the exchange, which the race
-    // registry waits for, ends when the service is done. (Not req.destroyed: a request whose body
-    // has been read is destroyed in any case.)
-    res.on('close', () => {
-      if (res.writableFinished) {
-        // Answered before the client's body was all sent (a refusal of an upload): the rest is not
-        // the service's to wait for. Ending the request here frees its connection and ends the
-        // exchange, which the race registry waits for.
-        if (!bodiless && !upstream.writableFinished) {
-          req.unpipe(upstream);
-          upstream.destroy();
-        }
-        return;
-      }
-      clientGone = true;
-      if (!bodiless && !answered && !failed && upstream.writableFinished) return;
-      waiting.delete(expire);
-      upstream.destroy();
-    });
-    send(true);
+    if (refusal !== null) next(refusal);
+    else relay(to, req, res, next, requestFraming(req.headers, req.rawHeaders) as RequestFraming);
   };
 }
 
 /**
- * Whether `err` is the reset of a pooled keep-alive connection that the server closed just as it
- * was reused (the request never reached it): asking again on a new connection is safe for a
- * request without a body.
+ * Send `req` upstream and its answer back. The exchange is over (edgeData(req).upstream resolves)
+ * when its upstream request closes.
  */
-export function isStaleConnection(request: http.ClientRequest, err: NodeJS.ErrnoException): boolean {
-  return request.reusedSocket && (err.code === 'ECONNRESET' || err.code === 'EPIPE');
+function relay(to: Forwarder, req: IncomingMessage, res: ServerResponse, next: NextFunction, framing: RequestFraming): void {
+  // No body: none is sent (upstreamHeaders says `Content-Length: 0` for a method that usually has one).
+  const bodiless = framing === 'none';
+  const started = to.onAnswer ? process.hrtime.bigint() : 0n;
+  const headers = upstreamHeaders(req, to.client.host, framing);
+  const sent = to.client.send({ method: req.method as string, path: req.url ?? '/', headers, ...(bodiless ? {} : { body: req }) });
+  edgeData(req).upstream = sent.closed;
+  if (!bodiless) countLarge(req, req.headers['content-length']);
+  let answered = false;
+  let clientGone = false;
+  sent.answer.then(
+    (answer) => {
+      answered = true;
+      // Nobody to answer: the service's answer is read and dropped, so the exchange ends.
+      if (clientGone) answer.resume();
+      else answerClient(to, req, res, answer, started);
+    },
+    (err: unknown) => {
+      if (clientGone) return; // nobody left to answer
+      if (res.headersSent) res.destroy();
+      else next(err instanceof UpstreamFailure ? upstreamError(err) : err);
+    },
+  );
+  // The client went away (its answer closed unfinished): stop the upstream request too, unless
+  // its body had all been sent, when the service is at work on it (an upload being written): its
+  // answer is then awaited (within the timeout) and dropped, so that the exchange, which the race
+  // registry waits for, ends when the service is done. (Not req.destroyed: a request whose body
+  // has been read is destroyed in any case.)
+  res.on('close', () => {
+    if (res.writableFinished) {
+      // Answered before the client's body was all sent (a refusal of an upload): the rest is not
+      // the service's to wait for. Ending the request here frees its connection and ends the
+      // exchange, which the race registry waits for.
+      if (!bodiless && !sent.sent) sent.abort();
+      return;
+    }
+    clientGone = true;
+    if (!bodiless && !answered && sent.sent) return;
+    sent.abort();
+  });
+}
+
+/** Write the upstream's answer to the client, streamed; an answer broken off cuts the client's connection. */
+function answerClient(to: Forwarder, req: IncomingMessage, res: ServerResponse, answer: IncomingMessage, started: bigint): void {
+  if (to.onAnswer) to.onAnswer(Number(process.hrtime.bigint() - started) / 1e9);
+  const proto = 'encrypted' in req.socket && req.socket.encrypted ? 'https' : 'http';
+  const headers = clientHeaders(answer, req, proto, to);
+  res.writeHead(answer.statusCode ?? 502, answer.statusMessage, headers);
+  noteFlatHeaders(res, headers);
+  countLarge(answer, flatHeader(answer.rawHeaders, 'content-length'));
+  answer.pipe(res);
+  // The upstream died mid-answer: the client must not take a truncated body for a whole one.
+  const cut = () => res.destroy();
+  answer.on('aborted', cut);
+  answer.on('error', cut);
 }
 
 /**
- * A keep-alive connection pool to an upstream. Idle connections are closed after 4 s, or sooner
- * when the upstream's `Keep-Alive: timeout=N` says so, so that the pool does not hand out one that
- * the upstream is closing at that moment (Node's own servers close idle ones after 5 s).
+ * The request's headers for the upstream, as a flat [name, value, ...] list in the client's
+ * order and spelling: end-to-end ones only, Host the upstream's, X-Forwarded-* added, and the
+ * body's framing written by the sidecar: the client's `Content-Length`, or
+ * `Transfer-Encoding: chunked` (which makes Node chunk what is written, for any method). Neither
+ * is left out because `Connection` names it: framing is this hop's to write, so the naming means
+ * nothing here.
  */
-export function upstreamAgent(transport: typeof http | typeof https): http.Agent {
-  // No cap on connections (Node's default): a cap lets a few hundred slow requests hold every
-  // connection, and then nothing, lookups included, reaches the service.
-  return new transport.Agent({ keepAlive: true, timeout: 4000 });
+function upstreamHeaders(req: IncomingMessage, host: string, framing: RequestFraming): string[] {
+  const out = forwardedHeaders(req, host, isContentLength);
+  if (framing === 'length') out.push('Content-Length', req.headers['content-length'] as string);
+  else if (framing === 'chunked') out.push('Transfer-Encoding', 'chunked');
+  // Node would send an empty chunked body for a method that usually has one: say none instead.
+  else if (!BODILESS_BY_DEFAULT.has(req.method as string)) out.push('Content-Length', '0');
+  return out;
+}
+
+/**
+ * The upstream's answer headers for the client: end-to-end ones, a Location to the upstream made
+ * the sidecar's, the request id added when the upstream sent none.
+ */
+function clientHeaders(answer: IncomingMessage, req: IncomingMessage, proto: string, to: Forwarder): string[] {
+  const raw = answer.rawHeaders;
+  const named = connectionNamed(flatHeader(raw, 'connection'));
+  const origin = to.client.origin;
+  const out: string[] = [];
+  let identified = false;
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i] as string;
+    const lower = name.toLowerCase();
+    if (hopByHop(lower, named)) continue;
+    let value = raw[i + 1] as string;
+    if (lower === 'location' && value.startsWith(origin) && req.headers.host) value = `${proto}://${req.headers.host}${value.slice(origin.length)}`;
+    else if (lower === 'x-openstack-request-id') identified = true;
+    out.push(name, value);
+  }
+  if (!identified && to.requestId) {
+    const id = to.requestId(req);
+    if (id !== undefined) out.push('X-Openstack-Request-Id', id);
+  }
+  return out;
 }

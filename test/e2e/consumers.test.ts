@@ -443,9 +443,9 @@ describe('The installed package: subpaths, one module copy, the command', () => 
   });
 
   it('should give the servers from glance-edge/server, through require and import', async () => {
-    const required = await mustRun(process.execPath, ['-e', "const s = require('glance-edge/server'); console.log(typeof s.createSidecarApp, typeof s.createDemoApp, typeof s.createMetrics)"], projectDir('cjs'));
+    const required = await mustRun(process.execPath, ['-e', "const s = require('glance-edge/server'); console.log(typeof s.createSidecar, typeof s.createDemoApp, typeof s.createMetrics)"], projectDir('cjs'));
     expect(required.stdout).toBe('function function function\n');
-    const imported = await mustRun(process.execPath, ['--input-type=module', '-e', "import { createSidecarHandler } from 'glance-edge/server'; console.log(typeof createSidecarHandler)"], projectDir('esm'));
+    const imported = await mustRun(process.execPath, ['--input-type=module', '-e', "import { createSidecar } from 'glance-edge/server'; console.log(typeof createSidecar)"], projectDir('esm'));
     expect(imported.stdout).toBe('function\n');
   });
 

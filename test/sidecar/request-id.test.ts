@@ -1,5 +1,5 @@
 /**
- * The request id and the access line through the sidecar's listener (createSidecarHandler), both
+ * The request id and the access line through the sidecar's listener (createSidecar), both
  * ways: reads forwarded around Express get the id among the upstream's headers (written as one
  * flat list), everything else gets it set before the suite answers. An upstream's own id wins on
  * the answer and is logged as `res.upstreamRequestId`; the line has the bytes either way.
@@ -7,7 +7,7 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Writable } from 'node:stream';
-import { createSidecarHandler } from '../../server/sidecar/app';
+import { createSidecar } from '../../server/sidecar/app';
 import { createLogger } from '../../server/observe/logs';
 
 const UPSTREAM_ID = 'req-11111111-2222-4333-8444-555555555555';
@@ -32,7 +32,7 @@ beforeAll(async () => {
     },
   });
   const logger = createLogger({ destination });
-  sidecar = http.createServer(createSidecarHandler({ upstream: `http://127.0.0.1:${(upstream.address() as AddressInfo).port}`, logger }));
+  sidecar = http.createServer(createSidecar({ upstream: `http://127.0.0.1:${(upstream.address() as AddressInfo).port}`, logger }));
   await new Promise<void>((r) => sidecar.listen(0, '127.0.0.1', r));
   base = `http://127.0.0.1:${(sidecar.address() as AddressInfo).port}`;
 });
