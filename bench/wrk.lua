@@ -1,49 +1,43 @@
--- wrk script for bench/ranges.sh.
+-- wrk script of bench/run.js: the request each workload sends, and one summary line.
 --
---   wrk ... -s bench/wrk.lua URL -- MODE SIZE [RANGE_LEN] [ALIGN]
+--   wrk ... -s bench/wrk.lua URL -- get
+--   wrk ... -s bench/wrk.lua URL -- patch BODY      PATCH with BODY as a Glance JSON patch
+--   wrk ... -s bench/wrk.lua URL -- range SIZE LEN  GETs of LEN bytes at random offsets of SIZE
 --
---   MODE       "range": every request asks for `Range: bytes=o-(o+RANGE_LEN-1)` at a random
---              offset o (a multiple of ALIGN, 1 = any byte) inside an image of SIZE bytes;
---              "full": plain GETs of the whole image.
---   SIZE       image size in bytes
---   RANGE_LEN  bytes per range (default 1048576)
---   ALIGN      offset alignment in bytes (default 1: unaligned)
---
--- No response() callback on purpose: defining one makes wrk copy every body into Lua, which
--- would make the load generator the bottleneck. Correctness is checked by the caller (curl
--- probes before the run, and bytes per answer from the summary line printed by done()).
+-- No response() callback on purpose: defining one makes wrk copy every body into Lua, which would
+-- make the load generator the bottleneck. Answers are checked by run.js (a probe before each
+-- measurement, and the bytes per answer from the RESULT line).
 
-local mode, size, range_len, align = "full", 0, 1048576, 1
-local path
+local mode, size, len = "get", 0, 0
+local path, fixed
 
 function init(args)
-  mode = args[1] or "full"
-  size = tonumber(args[2] or "0")
-  range_len = tonumber(args[3] or "1048576")
-  align = tonumber(args[4] or "1")
-  if mode == "range" and (size == nil or size < range_len) then
-    error("wrk.lua: range mode needs SIZE >= RANGE_LEN, got SIZE=" .. tostring(args[2]))
-  end
-  if align < 1 then align = 1 end
+  mode = args[1] or "get"
   path = wrk.path
-  -- One Lua state per wrk thread: seed each differently.
-  math.randomseed(os.time() + tonumber(tostring({}):match("0x(%x+)") or "0", 16) % 100000)
+  if mode == "patch" then
+    wrk.method = "PATCH"
+    wrk.body = args[2]
+    wrk.headers["Content-Type"] = "application/openstack-images-v2.1-json-patch"
+  elseif mode == "range" then
+    size = tonumber(args[2] or "0")
+    len = tonumber(args[3] or "1048576")
+    if size == nil or size < len then error("wrk.lua: range needs SIZE >= LEN") end
+    -- One Lua state per wrk thread: seed each differently.
+    math.randomseed(os.time() + tonumber(tostring({}):match("0x(%x+)") or "0", 16) % 100000)
+  end
+  -- get and patch send the same request each time: built once.
+  if mode ~= "range" then fixed = wrk.format() end
 end
 
 function request()
-  if mode ~= "range" then
-    return wrk.format("GET", path)
-  end
-  local slots = math.floor((size - range_len) / align) -- last valid offset / align
-  local o = math.random(0, slots) * align
-  return wrk.format("GET", path, { ["Range"] = string.format("bytes=%d-%d", o, o + range_len - 1) })
+  if fixed then return fixed end
+  local o = math.random(0, size - len)
+  return wrk.format("GET", path, { ["Range"] = string.format("bytes=%d-%d", o, o + len - 1) })
 end
 
 function done(summary, latency, requests)
   local e = summary.errors
-  io.write(string.format(
-    "BENCH requests=%d bytes=%d duration_us=%d connect_errors=%d read_errors=%d write_errors=%d status_errors=%d timeouts=%d p50_us=%d p99_us=%d\n",
-    summary.requests, summary.bytes, summary.duration,
-    e.connect, e.read, e.write, e.status, e.timeout,
-    latency:percentile(50), latency:percentile(99)))
+  io.write(string.format("RESULT requests=%d seconds=%.3f bytes=%d p50_ms=%.3f p99_ms=%.3f errors=%d non2xx=%d\n",
+    summary.requests, summary.duration / 1e6, summary.bytes, latency:percentile(50) / 1000,
+    latency:percentile(99) / 1000, e.connect + e.read + e.write + e.timeout, e.status))
 end

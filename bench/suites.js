@@ -1,0 +1,87 @@
+// The harness's parameters: settings, suites (their peers and workloads) and the targets the
+// report checks. bench/run.js reads this file; command-line flags override `settings`.
+'use strict';
+
+// The image of the small and patch workloads (any Glance image id).
+const IMAGE_ID = '11111111-1111-4111-8111-111111111111';
+
+module.exports = {
+  IMAGE_ID,
+
+  settings: {
+    rounds: 3, // measured rounds per peer and workload, interleaved across peers; the median is reported
+    duration: 10, // seconds of one measured run
+    warmup: 2, // seconds of load right before each measured run, not counted
+    imageMiB: 256, // the image of the download and ranges suites (random bytes)
+    serverCpu: 1, // servers under test (and the proxies' upstream); the client in the clients suite
+    loadCpu: 0, // wrk; the server in the clients suite
+  },
+  // --quick: short runs on a small image, one round (about a minute and a half in all).
+  quick: { rounds: 1, duration: 3, warmup: 1, imageMiB: 32 },
+
+  suites: {
+    small: {
+      title: 'small JSON through proxies in front of a bare node:http upstream',
+      // Peers are set up in bench/run.js (PEERS); all on serverCpu with the upstream.
+      peers: ['sidecar', 'hpm', 'node', 'undici', 'nginx'],
+      workloads: {
+        get: { what: 'GET /v2/images/{id}', conns: 32 },
+        // The sidecar looks the image up (GET) before forwarding a PATCH touching locations.
+        patch: {
+          what: 'PATCH /v2/images/{id} removing /locations/1',
+          conns: 32,
+          body: '[{"op": "remove", "path": "/locations/1"}]',
+        },
+      },
+    },
+    download: {
+      title: 'whole downloads of the image through the same proxies and upstream',
+      peers: ['sidecar', 'hpm', 'node', 'undici', 'nginx'],
+      workloads: {
+        download: { what: 'GET /v2/images/{id}/file (whole image)', conns: 4 },
+      },
+    },
+    ranges: {
+      title: '1 MiB ranges at random offsets of the image, served from disk',
+      peers: [
+        'demo',
+        // The demo as two processes, measured only when `glance-edge demo --help` lists the flag.
+        { name: 'demo-2', peer: 'demo', args: ['--workers', '2'], when: '--workers' },
+        'static',
+        'nginx-static',
+      ],
+      workloads: {
+        ranges: { what: 'GET with Range: bytes=o-(o+1 MiB-1), o random', conns: 8, rangeBytes: 1 << 20 },
+      },
+    },
+    clients: {
+      title: 'upstream HTTP clients: keep-alive GETs of a small JSON from a bare node:http server',
+      // bench/peers/client.js --kind NAME; the client on serverCpu, the server on loadCpu.
+      peers: ['http', 'undici-request', 'undici-stream', 'undici-dispatch'],
+      workloads: {
+        get: { what: 'GET /v2/images/{id}, answer read to its end', conns: 32 },
+      },
+    },
+  },
+
+  // Checked by the report, each shown met / missed. ratio: a's median over b's; rss: peak MB.
+  targets: [
+    { suite: 'small', workload: 'get', metric: 'rps', a: 'sidecar', b: 'hpm', min: 2 },
+    { suite: 'small', workload: 'get', metric: 'rps', a: 'sidecar', b: 'node', min: 1 },
+    { suite: 'download', workload: 'download', metric: 'mbps', a: 'sidecar', b: 'nginx', min: 0.9 },
+    { suite: 'download', metric: 'rss', a: 'sidecar', max: 100 },
+    { suite: 'ranges', workload: 'ranges', metric: 'rps', a: 'demo', b: 'nginx-static', min: 0.9 },
+  ],
+  // Shown for reading the figures, no target.
+  ratios: [
+    { suite: 'small', workload: 'get', metric: 'rps', a: 'sidecar', b: 'nginx' },
+    { suite: 'small', workload: 'get', metric: 'rps', a: 'undici', b: 'node' },
+    { suite: 'small', workload: 'patch', metric: 'rps', a: 'sidecar', b: 'node' },
+    { suite: 'small', workload: 'patch', metric: 'rps', a: 'undici', b: 'node' },
+    { suite: 'download', workload: 'download', metric: 'mbps', a: 'undici', b: 'node' },
+    { suite: 'ranges', workload: 'ranges', metric: 'rps', a: 'static', b: 'nginx-static' },
+    { suite: 'clients', workload: 'get', metric: 'rps', a: 'undici-request', b: 'http' },
+    { suite: 'clients', workload: 'get', metric: 'rps', a: 'undici-stream', b: 'http' },
+    { suite: 'clients', workload: 'get', metric: 'rps', a: 'undici-dispatch', b: 'http' },
+  ],
+};
