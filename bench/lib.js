@@ -379,6 +379,14 @@ function machine(nginxBin) {
     express: require('express/package.json').version,
     http_proxy_middleware: require('http-proxy-middleware/package.json').version,
     commit: tryRun('git', ['-C', ROOT, 'rev-parse', '--short', 'HEAD']),
+    // What is measured is dist/ as last built, which may differ from the commit.
+    dist_built: (() => {
+      try {
+        return fs.statSync(path.join(ROOT, 'dist/server/cli.js')).mtime.toISOString();
+      } catch {
+        return null;
+      }
+    })(),
     loadavg_at_start: os.loadavg().map((x) => Math.round(x * 100) / 100),
   };
 }

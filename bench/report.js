@@ -43,7 +43,7 @@ function render(result) {
   const st = result.settings ?? {};
   let failedRounds = 0;
   out.push(`glance-edge bench, ${result.started}${result.complete ? '' : ' (incomplete run)'}`);
-  out.push(`machine: ${m.cpu}, ${m.cores} CPUs; node ${m.node}; nginx ${m.nginx}; undici ${m.undici}; ${m.wrk}; commit ${m.commit}`);
+  out.push(`machine: ${m.cpu}, ${m.cores} CPUs; node ${m.node}; nginx ${m.nginx}; undici ${m.undici}; ${m.wrk}; commit ${m.commit}, dist/ built ${m.dist_built}`);
   out.push(
     `settings: ${st.rounds} interleaved round(s) of ${st.duration} s after ${st.warmup} s warm-up, medians shown; image ${st.imageMiB} MiB; servers on CPU ${st.serverCpu}, load on CPU ${st.loadCpu}${st.quick ? '; --quick' : ''}`,
   );
