@@ -9,10 +9,33 @@
 export interface OptionCheck {
   readonly expected: string;
   readonly test: (value: unknown) => boolean;
+  /**
+   * The checks of the keys of a value that is a plain object (one that passed `test`): such a
+   * value's keys are checked as options in turn, named `option.key` (e.g. `deprecation.sunset`).
+   */
+  readonly keys?: { readonly [key: string]: OptionCheck };
 }
 
 /** The checks of a factory's options, one per key it takes. */
 export type OptionChecks<T> = { readonly [K in keyof Required<T>]: OptionCheck };
+
+const isPlainObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+/** Check the keys of `options` against `checks`, naming each key after `prefix`. */
+function checkKeys(factory: string, options: object, checks: { readonly [key: string]: OptionCheck }, required: readonly string[], prefix: string): void {
+  for (const key of Object.keys(options)) {
+    if (!Object.hasOwn(checks, key)) throw new TypeError(`${factory}: unknown option '${prefix}${key}'`);
+  }
+  for (const [key, check] of Object.entries(checks)) {
+    const value = (options as Record<string, unknown>)[key];
+    if (value === undefined) {
+      if (required.includes(key)) throw new TypeError(`${factory}: option '${prefix}${key}' is required (${check.expected})`);
+      continue;
+    }
+    if (!check.test(value)) throw new TypeError(`${factory}: option '${prefix}${key}' must be ${check.expected}`);
+    if (check.keys && isPlainObject(value)) checkKeys(factory, value, check.keys, [], `${prefix}${key}.`);
+  }
+}
 
 /**
  * Throw a `TypeError` naming `factory` and the option unless `options` is an object whose every key
@@ -20,21 +43,24 @@ export type OptionChecks<T> = { readonly [K in keyof Required<T>]: OptionCheck }
  */
 export function checkOptions<T extends object>(factory: string, options: T | undefined, checks: OptionChecks<T>, required: readonly (keyof T)[] = []): T {
   if (options === undefined && required.length === 0) return {} as T;
-  if (typeof options !== 'object' || options === null || Array.isArray(options)) throw new TypeError(`${factory}: options must be an object`);
-  for (const key of Object.keys(options)) {
-    if (!Object.hasOwn(checks, key)) throw new TypeError(`${factory}: unknown option '${key}'`);
-  }
-  for (const key of Object.keys(checks) as (keyof T & string)[]) {
-    const value = options[key];
-    if (value === undefined) {
-      if (required.includes(key)) throw new TypeError(`${factory}: option '${key}' is required (${checks[key].expected})`);
-      continue;
-    }
-    const check = checks[key];
-    if (!check.test(value)) throw new TypeError(`${factory}: option '${key}' must be ${check.expected}`);
-  }
+  if (!isPlainObject(options)) throw new TypeError(`${factory}: options must be an object`);
+  checkKeys(factory, options, checks as { readonly [key: string]: OptionCheck }, required as readonly string[], '');
   return options;
 }
+
+/**
+ * Throw a `TypeError` naming `factory` and the argument `name` unless `value` passes `check`
+ * (undefined passes when `optional`), for a factory that takes a value rather than options.
+ * Returns `value`.
+ */
+export function checkArgument<T>(factory: string, name: string, value: T, check: OptionCheck, optional = false): T {
+  if (value === undefined && optional) return value;
+  if (!check.test(value)) throw new TypeError(`${factory}: argument '${name}' must be ${check.expected}`);
+  return value;
+}
+
+/** A list of non-empty strings. */
+const isNameList = (v: unknown): boolean => Array.isArray(v) && v.every((s) => typeof s === 'string' && s.length > 0);
 
 /** The checks the factories share. */
 export const option = {
@@ -63,4 +89,17 @@ export const option = {
   any: (expected: string): OptionCheck => ({ expected, test: () => true }),
   /** An object of the given kind, checked by `test`. */
   object: (expected: string, test: (v: unknown) => boolean = (v) => typeof v === 'object' && v !== null): OptionCheck => ({ expected, test }),
-} as const;
+  /** A Date that is a valid time. */
+  date: { expected: 'a valid Date', test: (v: unknown) => v instanceof Date && !Number.isNaN(v.getTime()) },
+  /** A format list: the whole list, or `{ add, remove }` against the defaults (FormatListOption). */
+  formatList: {
+    expected: 'a list of non-empty strings, or { add, remove } with such lists',
+    test: (v: unknown) => isNameList(v) || isPlainObject(v),
+    keys: {
+      add: { expected: 'a list of non-empty strings', test: isNameList },
+      remove: { expected: 'a list of non-empty strings', test: isNameList },
+    },
+  },
+  /** A pino logger, as createLogger makes. */
+  logger: { expected: 'a pino logger (createLogger)', test: (v: unknown) => typeof v === 'object' && v !== null && typeof (v as { info?: unknown }).info === 'function' },
+} as const satisfies Record<string, OptionCheck | ((...args: never[]) => OptionCheck)>;

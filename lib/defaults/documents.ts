@@ -10,6 +10,7 @@ import { rewriteJsonAnswer } from '../http/rewrite';
 import { CONTAINER_FORMATS, DISK_FORMATS } from './formats';
 import { HYPERVISOR_NAMESPACE, mergeValues, namespaceDocument, propertiesDocument, propertyDocument, withVz, type MetadefProperty } from './metadefs';
 import { resolveFormats, type FormatListOption } from './middleware';
+import { checkOptions, option, type OptionChecks } from '../options';
 import { imageSchema, imagesSchema } from './schemas';
 
 type Next = (err?: unknown) => void;
@@ -21,6 +22,8 @@ export interface ImageSchemasOptions {
   readonly diskFormats?: FormatListOption;
   readonly containerFormats?: FormatListOption;
 }
+
+const SCHEMAS_OPTIONS: OptionChecks<ImageSchemasOptions> = { diskFormats: option.formatList, containerFormats: option.formatList };
 
 /** `[null, ...existing]` with `wanted` merged in (order kept, no duplicates). */
 function mergeEnum(property: unknown, wanted: readonly string[]): boolean {
@@ -34,12 +37,10 @@ function mergeEnum(property: unknown, wanted: readonly string[]): boolean {
 
 /** `GET /v2/schemas/image` and `/v2/schemas/images` carry the configured formats. */
 export function imageSchemas(options: ImageSchemasOptions = {}) {
-  for (const key of Object.keys(options)) {
-    if (key !== 'diskFormats' && key !== 'containerFormats') throw new TypeError(`imageSchemas: unknown option '${key}'`);
-  }
+  checkOptions('imageSchemas', options, SCHEMAS_OPTIONS);
   const formats = {
-    diskFormats: resolveFormats(options.diskFormats, DISK_FORMATS, 'diskFormats'),
-    containerFormats: resolveFormats(options.containerFormats, CONTAINER_FORMATS, 'containerFormats'),
+    diskFormats: resolveFormats(options.diskFormats, DISK_FORMATS, 'diskFormats', 'imageSchemas'),
+    containerFormats: resolveFormats(options.containerFormats, CONTAINER_FORMATS, 'containerFormats', 'imageSchemas'),
   };
   const merge = (schema: unknown) => {
     if (!isObject(schema) || !isObject(schema['properties'])) return false;
@@ -80,8 +81,9 @@ function vzInProperties(doc: unknown): Doc | undefined {
   return { ...doc, properties: { ...doc['properties'], hypervisor_type: merged } };
 }
 
-/** The `OS::Compute::Hypervisor` namespace, its properties and `hypervisor_type` show `vz`. */
-export function hypervisorMetadefs() {
+/** The `OS::Compute::Hypervisor` namespace, its properties and `hypervisor_type` show `vz`. It takes no options. */
+export function hypervisorMetadefs(options: Readonly<Record<string, never>> = {}) {
+  checkOptions('hypervisorMetadefs', options, {});
   return function hypervisorMetadefs(req: IncomingMessage, res: ServerResponse, next: Next): void {
     const reading = readRequest(req);
     // metadefs/namespaces/{ns}[/properties[/{name}]]

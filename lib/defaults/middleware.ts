@@ -7,6 +7,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { inspectBody } from '../http/body';
 import { readRequest } from '../request/read';
 import { parseImagePatch, patchDraft } from '../locations/patch';
+import { checkOptions, option, type OptionChecks } from '../options';
 import { CONTAINER_FORMATS, DISK_FORMATS } from './formats';
 import { formatAllowed, formatError, type FormatField } from './validate';
 
@@ -22,37 +23,33 @@ export interface ImageFormatsOptions {
   readonly limit?: number;
 }
 
-const OPTIONS = new Set(['diskFormats', 'containerFormats', 'limit']);
+const OPTIONS: OptionChecks<ImageFormatsOptions> = {
+  diskFormats: option.formatList,
+  containerFormats: option.formatList,
+  limit: option.integer(1, Number.MAX_SAFE_INTEGER, 'bytes'),
+};
 
-/** Resolve a list option against its default, checking it. */
-export function resolveFormats(option: FormatListOption | undefined, defaults: readonly string[], name: string): readonly string[] {
-  const strings = (list: unknown, what: string): readonly string[] => {
-    if (!Array.isArray(list) || !list.every((v) => typeof v === 'string' && v.length > 0)) {
-      throw new TypeError(`imageFormats: option '${name}'${what} must be an array of non-empty strings`);
-    }
-    return list;
-  };
-  if (option === undefined) return defaults;
-  if (Array.isArray(option)) return Object.freeze([...new Set(strings(option, ''))]);
-  if (typeof option !== 'object' || option === null) throw new TypeError(`imageFormats: option '${name}' must be an array or { add, remove }`);
-  const { add = [], remove = [], ...unknown } = option as { add?: unknown; remove?: unknown };
-  const extra = Object.keys(unknown)[0];
-  if (extra !== undefined) throw new TypeError(`imageFormats: option '${name}' has an unknown key '${extra}' (use add and remove)`);
-  const removed = new Set(strings(remove, '.remove'));
-  return Object.freeze([...new Set([...defaults, ...strings(add, '.add')])].filter((v) => !removed.has(v)));
+/**
+ * Resolve a list option against its default. `factory`, whose option `name` it is, is named by the
+ * TypeError for a value that is not a format list (which its own options check has refused first).
+ */
+export function resolveFormats(value: FormatListOption | undefined, defaults: readonly string[], name: string, factory = 'imageFormats'): readonly string[] {
+  if (value === undefined) return defaults;
+  checkOptions(factory, { [name]: value }, { [name]: option.formatList });
+  if (Array.isArray(value)) return Object.freeze([...new Set(value)]);
+  const { add = [], remove = [] } = value as { add?: readonly string[]; remove?: readonly string[] };
+  const removed = new Set(remove);
+  return Object.freeze([...new Set([...defaults, ...add])].filter((v) => !removed.has(v)));
 }
 
 /** Create the format guard. Mount it in front of the image API, before any body parser. */
 export function imageFormats(options: ImageFormatsOptions = {}) {
-  for (const key of Object.keys(options)) {
-    if (!OPTIONS.has(key)) throw new TypeError(`imageFormats: unknown option '${key}'`);
-  }
+  checkOptions('imageFormats', options, OPTIONS);
   const lists: Readonly<Record<FormatField, readonly string[]>> = {
     disk_format: resolveFormats(options.diskFormats, DISK_FORMATS, 'diskFormats'),
     container_format: resolveFormats(options.containerFormats, CONTAINER_FORMATS, 'containerFormats'),
   };
   const limit = options.limit ?? 1024 * 1024;
-  if (!Number.isInteger(limit) || limit <= 0) throw new TypeError("imageFormats: option 'limit' must be a positive integer of bytes");
 
   /** The refusal for these (field, value) pairs, in order, or null. */
   const check = (values: [string, unknown][]) => {

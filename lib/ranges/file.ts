@@ -8,6 +8,7 @@
  */
 import { open, type FileHandle } from 'node:fs/promises';
 import { Readable } from 'node:stream';
+import { checkArgument, option } from '../options';
 import type { ImageData } from './serve';
 
 /**
@@ -95,8 +96,7 @@ export class FileCache {
   readonly #pool = new BufferPool(64);
 
   constructor(maxOpen = 128) {
-    if (!Number.isInteger(maxOpen) || maxOpen < 1) throw new TypeError("FileCache: 'maxOpen' must be a positive integer");
-    this.#maxOpen = maxOpen;
+    this.#maxOpen = checkArgument('FileCache', 'maxOpen', maxOpen, option.integer(1, Number.MAX_SAFE_INTEGER, 'open files'));
   }
 
   /** The data of the file at `path`, whose size (and checksum) the caller knows. */

@@ -6,6 +6,7 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { edgeData } from '../http/body';
+import { checkOptions, option, type OptionChecks } from '../options';
 import { legacyToRange } from './decide';
 
 export interface LegacyUse {
@@ -34,28 +35,26 @@ export interface DeprecationOptions {
 export const DEFAULT_DEPRECATION_LINK = 'https://docs.openstack.org/api-ref/image/v2/#download-binary-image-data';
 const OCATA = new Date('2017-02-22T00:00:00Z');
 const WARNING = '299 - "The Content-Range request header is deprecated; send Range: bytes=first-last"';
-const OPTIONS = new Set(['deprecatedOn', 'sunset', 'link', 'onUse']);
+
+/** The checks of the deprecation options, for legacyContentRange and serveImage's `deprecation`. */
+export const DEPRECATION_OPTIONS: OptionChecks<DeprecationOptions> = {
+  deprecatedOn: option.date,
+  sunset: option.date,
+  link: { expected: 'a URL (no blanks or angle brackets)', test: (v) => typeof v === 'string' && !/[\s<>]/.test(v) },
+  onUse: option.function('(use) => void'),
+};
 
 export type NextFunction = (err?: unknown) => void;
 
-/** Validate deprecation options once; returns the headers to set and the hook. */
-export function deprecationSignal(options: DeprecationOptions, name: string): { headers: [string, string][]; onUse: ((use: LegacyUse) => void) | undefined } {
-  for (const key of Object.keys(options)) {
-    if (!OPTIONS.has(key)) throw new TypeError(`${name}: unknown option '${key}'`);
-  }
-  const date = (value: unknown, key: string) => {
-    if (!(value instanceof Date) || Number.isNaN(value.getTime())) throw new TypeError(`${name}: option '${key}' must be a valid Date`);
-    return value;
-  };
-  const deprecatedOn = date(options.deprecatedOn ?? OCATA, 'deprecatedOn');
+/** The headers to set and the hook, from deprecation options already checked against DEPRECATION_OPTIONS. */
+export function deprecationSignal(options: DeprecationOptions): { headers: [string, string][]; onUse: ((use: LegacyUse) => void) | undefined } {
+  const deprecatedOn = options.deprecatedOn ?? OCATA;
   const link = options.link ?? DEFAULT_DEPRECATION_LINK;
-  if (typeof link !== 'string' || /[\s<>]/.test(link)) throw new TypeError(`${name}: option 'link' must be a URL`);
-  if (options.onUse !== undefined && typeof options.onUse !== 'function') throw new TypeError(`${name}: option 'onUse' must be a function`);
   const headers: [string, string][] = [
     ['Deprecation', `@${Math.floor(deprecatedOn.getTime() / 1000)}`],
     ['Link', `<${link}>; rel="deprecation"; type="text/html"`],
   ];
-  if (options.sunset !== undefined) headers.push(['Sunset', date(options.sunset, 'sunset').toUTCString()]);
+  if (options.sunset !== undefined) headers.push(['Sunset', options.sunset.toUTCString()]);
   headers.push(['Warning', WARNING]);
   return { headers, onUse: options.onUse };
 }
@@ -84,7 +83,7 @@ export function signalLegacy(req: IncomingMessage, res: ServerResponse, signal: 
  * with Glance's 416; another handler sees no `Range` and sends the whole image.
  */
 export function legacyContentRange(options: DeprecationOptions = {}) {
-  const signal = deprecationSignal(options, 'legacyContentRange');
+  const signal = deprecationSignal(checkOptions('legacyContentRange', options, DEPRECATION_OPTIONS));
   return function legacyContentRange(req: IncomingMessage, res: ServerResponse, next: NextFunction): void {
     if ((req.method === 'GET' || req.method === 'HEAD') && req.headers['content-range'] !== undefined) {
       const range = signalLegacy(req, res, signal);

@@ -8,7 +8,8 @@ import type { Readable } from 'node:stream';
 import { edgeData } from '../http/body';
 import { headerValue } from '../http/media';
 import { decideRange, tooManyRanges, type ByteRange } from './decide';
-import { deprecationSignal, signalLegacy, type DeprecationOptions, type NextFunction } from './legacy';
+import { checkOptions, option, type OptionChecks } from '../options';
+import { DEPRECATION_OPTIONS, deprecationSignal, signalLegacy, type DeprecationOptions, type NextFunction } from './legacy';
 
 /** The bytes a source opened: a stream that starts at `offset` of the image. */
 export interface OpenedData {
@@ -46,7 +47,15 @@ export interface ServeImageOptions {
   readonly deprecation?: DeprecationOptions | false;
 }
 
-const OPTIONS = new Set(['source', 'maxRanges', 'deprecation']);
+const OPTIONS: OptionChecks<ServeImageOptions> = {
+  source: option.function('(req) => ImageData | null'),
+  maxRanges: option.integer(1, 1000, 'ranges'),
+  deprecation: {
+    expected: 'false or deprecation options { deprecatedOn, sunset, link, onUse }',
+    test: (v) => v === false || (typeof v === 'object' && v !== null && !Array.isArray(v)),
+    keys: DEPRECATION_OPTIONS,
+  },
+};
 
 /** The source opened for `range` (or the whole image), checked to start at or before it. */
 async function openAt(data: ImageData, range: ByteRange | undefined): Promise<OpenedData> {
@@ -143,14 +152,9 @@ function write(res: ServerResponse, text: string): Promise<void> {
  * `Content-Length` is always the bytes sent; the source is destroyed when the client goes away.
  */
 export function serveImage(options: ServeImageOptions) {
-  if (typeof options !== 'object' || options === null) throw new TypeError('serveImage: options must be an object');
-  for (const key of Object.keys(options)) {
-    if (!OPTIONS.has(key)) throw new TypeError(`serveImage: unknown option '${key}'`);
-  }
-  if (typeof options.source !== 'function') throw new TypeError("serveImage: option 'source' must be a function (req) => ImageData | null");
+  checkOptions('serveImage', options, OPTIONS, ['source']);
   const maxRanges = options.maxRanges ?? 1;
-  if (!Number.isInteger(maxRanges) || maxRanges < 1 || maxRanges > 1000) throw new TypeError("serveImage: option 'maxRanges' must be an integer from 1 to 1000");
-  const signal = options.deprecation === false ? null : deprecationSignal(options.deprecation ?? {}, 'serveImage');
+  const signal = options.deprecation === false ? null : deprecationSignal(options.deprecation ?? {});
   const { source } = options;
 
   async function serve(req: IncomingMessage, res: ServerResponse): Promise<void> {

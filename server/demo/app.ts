@@ -13,6 +13,7 @@ import { locationGuard } from '../../lib/locations/guard';
 import type { LegacyUse } from '../../lib/ranges/legacy';
 import { accessLog, logLegacyRange, logRefusal, type Logger } from '../observe/logs';
 import { both, metricsEndpoint, type EdgeMetrics } from '../observe/metrics';
+import { locationPolicy } from './location';
 import { imageService } from './service';
 import type { DiskImageStore } from './store';
 
@@ -52,9 +53,9 @@ const DEMO_OPTIONS: OptionChecks<DemoOptions> = {
   maxImageSize: option.integer(1, Number.MAX_SAFE_INTEGER, 'bytes'),
   maxRanges: option.integer(1, 1000, 'ranges'),
   onLegacyRange: option.function('(use) => void'),
-  diskFormats: option.any('a list of formats, or { add, remove }'),
-  containerFormats: option.any('a list of formats, or { add, remove }'),
-  logger: option.object('a pino logger (createLogger)', (v) => typeof v === 'object' && v !== null && typeof (v as { info?: unknown }).info === 'function'),
+  diskFormats: option.formatList,
+  containerFormats: option.formatList,
+  logger: option.logger,
   metrics: option.object('the metrics of createMetrics', (v) => typeof v === 'object' && v !== null && 'registry' in v),
 };
 
@@ -62,8 +63,10 @@ const DEMO_OPTIONS: OptionChecks<DemoOptions> = {
 export function createDemoApp(options: DemoOptions): Express {
   checkOptions('createDemoApp', options, DEMO_OPTIONS, ['store']);
   const { store } = options;
-  const diskFormats = resolveFormats(options.diskFormats, DISK_FORMATS, 'diskFormats');
-  const containerFormats = resolveFormats(options.containerFormats, CONTAINER_FORMATS, 'containerFormats');
+  const diskFormats = resolveFormats(options.diskFormats, DISK_FORMATS, 'diskFormats', 'createDemoApp');
+  const containerFormats = resolveFormats(options.containerFormats, CONTAINER_FORMATS, 'containerFormats', 'createDemoApp');
+  // Each entry is judged here, so that a bad one names this factory (the image service builds the policy).
+  if (options.allowedLocationHosts) locationPolicy(options.allowedLocationHosts, "createDemoApp: option 'allowedLocationHosts'");
   const app = express();
   app.disable('x-powered-by');
   app.set('etag', false);

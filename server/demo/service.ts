@@ -8,6 +8,7 @@ import { rm } from 'node:fs/promises';
 import { isDeepStrictEqual } from 'node:util';
 import { Router, type Request } from 'express';
 import { glanceError } from '../../lib/errors';
+import { checkOptions, option, type OptionChecks } from '../../lib/options';
 import { CONTAINER_FORMATS, DISK_FORMATS } from '../../lib/defaults/formats';
 import { resolveFormats, type FormatListOption } from '../../lib/defaults/middleware';
 import {
@@ -52,6 +53,17 @@ export interface ImageServiceOptions {
   /** The container formats: the whole list, or { add, remove } against Glance's defaults. */
   readonly containerFormats?: FormatListOption;
 }
+
+const SERVICE_OPTIONS: OptionChecks<ImageServiceOptions> = {
+  store: option.object('a DiskImageStore', (v) => typeof v === 'object' && v !== null && typeof (v as { facts?: unknown }).facts === 'function'),
+  locationTimeout: option.integer(1, Number.MAX_SAFE_INTEGER, 'milliseconds'),
+  allowedLocationHosts: option.object('a list of CIDRs, addresses and host names', (v) => Array.isArray(v) && v.every((h) => typeof h === 'string')),
+  maxImageSize: option.integer(1, Number.MAX_SAFE_INTEGER, 'bytes'),
+  maxRanges: option.integer(1, 1000, 'ranges'),
+  onLegacyRange: option.function('(use) => void'),
+  diskFormats: option.formatList,
+  containerFormats: option.formatList,
+};
 
 /** Glance 25's version list (the API version was not bumped for ranges). */
 const VERSIONS = ['v2.15', 'v2.9', 'v2.7', 'v2.6', 'v2.5', 'v2.4', 'v2.3', 'v2.2', 'v2.1', 'v2.0'];
@@ -101,19 +113,15 @@ const selfOf = (req: IncomingMessage): SelfAddress => ({ port: req.socket.localP
 
 /** The image service's routes around `options.store`. Unknown paths fall through to the next handler. */
 export function imageService(options: ImageServiceOptions): Router {
+  checkOptions('imageService', options, SERVICE_OPTIONS, ['store']);
   const { store } = options;
   const timeout = options.locationTimeout ?? 10_000;
-  if (!Number.isInteger(timeout) || timeout <= 0) throw new TypeError("imageService: option 'locationTimeout' must be a positive number of milliseconds");
   const maxImageSize = options.maxImageSize ?? DEFAULT_MAX_IMAGE_SIZE;
-  if (!Number.isSafeInteger(maxImageSize) || maxImageSize < 1) throw new TypeError("imageService: option 'maxImageSize' must be a positive whole number of bytes");
   const allowed = options.allowedLocationHosts ?? DEFAULT_ALLOWED_LOCATION_HOSTS;
-  if (!Array.isArray(allowed) || !allowed.every((h) => typeof h === 'string')) {
-    throw new TypeError("imageService: option 'allowedLocationHosts' must be an array of CIDRs, addresses and host names");
-  }
   const openLocation = locationClient({ policy: locationPolicy(allowed, "imageService: option 'allowedLocationHosts'"), timeout });
   const rules: Omit<ImageRules, 'sizeAt'> = {
-    diskFormats: resolveFormats(options.diskFormats, DISK_FORMATS, 'diskFormats'),
-    containerFormats: resolveFormats(options.containerFormats, CONTAINER_FORMATS, 'containerFormats'),
+    diskFormats: resolveFormats(options.diskFormats, DISK_FORMATS, 'diskFormats', 'imageService'),
+    containerFormats: resolveFormats(options.containerFormats, CONTAINER_FORMATS, 'containerFormats', 'imageService'),
   };
   /** The rules for one request: a location is sized as Glance's http store sizes it (HEAD, more than 0 bytes). */
   const rulesFor = (req: IncomingMessage): ImageRules => ({

@@ -7,7 +7,7 @@
 import { randomUUID } from 'node:crypto';
 import { writeSync } from 'node:fs';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { checkOptions, option } from '../../lib/options';
+import { checkArgument, checkOptions, option, type OptionChecks } from '../../lib/options';
 import pino, { type DestinationStream, type Logger } from 'pino';
 import { answerHeader } from './answer-headers';
 import { pinoHttp } from 'pino-http';
@@ -147,6 +147,8 @@ export interface AccessLogOptions {
   readonly setHeader?: boolean;
 }
 
+const ACCESS_LOG_OPTIONS: OptionChecks<AccessLogOptions> = { setHeader: option.boolean };
+
 /**
  * Access lines by pino-http, one per request when its answer is over (finished or cut):
  * `req` (id, method, url, client address and User-Agent), `res` (status, bytes), `responseTime`
@@ -159,6 +161,8 @@ export interface AccessLogOptions {
  * log every header of the request, credentials included.
  */
 export function accessLog(logger: Logger, options: AccessLogOptions = {}): (req: IncomingMessage, res: ServerResponse, next: () => void) => void {
+  checkArgument('accessLog', 'logger', logger, option.logger);
+  checkOptions('accessLog', options, ACCESS_LOG_OPTIONS);
   const setHeader = options.setHeader ?? true;
   return pinoHttp({
     logger,

@@ -9,6 +9,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { isGlanceError } from '../../lib/errors';
+import { checkArgument, checkOptions, option, type OptionChecks } from '../../lib/options';
 import { pathOf } from '../../lib/http/media';
 import { readRequest, type Route } from '../../lib/request/read';
 import { reclaimCollections } from '../perf/reclaim';
@@ -32,6 +33,15 @@ export interface MetricsOptions {
    */
   readonly gcMetrics?: boolean;
 }
+
+const isRegistry = option.object('a prom-client Registry', (v) => v instanceof Registry);
+
+const METRICS_OPTIONS: OptionChecks<MetricsOptions> = {
+  registry: isRegistry,
+  prefix: { expected: 'a metric name prefix (letters, digits, _ and :, not starting with a digit) or empty', test: (v) => typeof v === 'string' && /^[a-zA-Z_:][a-zA-Z0-9_:]*$|^$/.test(v) },
+  legacyClients: option.integer(0, Number.MAX_SAFE_INTEGER, 'clients'),
+  gcMetrics: option.boolean,
+};
 
 /** What a request is about, for the `route` label. */
 export type RouteGroup = 'versions' | 'healthz' | 'metrics' | 'schemas' | 'metadefs' | 'images' | 'image' | 'image_data' | 'image_upload' | 'image_action' | 'other';
@@ -94,17 +104,11 @@ export interface EdgeMetrics {
 
 /** Create the suite's metrics. */
 export function createMetrics(options: MetricsOptions = {}): EdgeMetrics {
-  for (const key of Object.keys(options)) {
-    if (!['registry', 'prefix', 'legacyClients', 'gcMetrics'].includes(key)) throw new TypeError(`createMetrics: unknown option '${key}'`);
-  }
+  checkOptions('createMetrics', options, METRICS_OPTIONS);
   const own = options.registry === undefined;
   const registry = options.registry ?? new Registry();
-  if (!(registry instanceof Registry)) throw new TypeError("createMetrics: option 'registry' must be a prom-client Registry");
   const prefix = options.prefix ?? 'glance_edge_';
-  if (!/^[a-zA-Z_:][a-zA-Z0-9_:]*$|^$/.test(prefix)) throw new TypeError("createMetrics: option 'prefix' must be a valid metric name prefix");
   const legacyClients = options.legacyClients ?? 20;
-  if (!Number.isInteger(legacyClients) || legacyClients < 0) throw new TypeError("createMetrics: option 'legacyClients' must be a whole number");
-  if (options.gcMetrics !== undefined && typeof options.gcMetrics !== 'boolean') throw new TypeError("createMetrics: option 'gcMetrics' must be true or false");
   if (own) defaultMetrics(registry, prefix, options.gcMetrics ?? false);
 
   const registers = [registry];
@@ -223,6 +227,7 @@ export function both<T>(...listeners: (((value: T) => void) | false | undefined)
 
 /** A handler answering `GET /metrics` with the registry in Prometheus' text format. */
 export function metricsEndpoint(registry: Registry) {
+  checkArgument('metricsEndpoint', 'registry', registry, isRegistry);
   return function metricsEndpoint(_req: IncomingMessage, res: ServerResponse, next: (err?: unknown) => void): void {
     registry.metrics().then((text) => {
       res.writeHead(200, { 'Content-Type': registry.contentType, 'Content-Length': Buffer.byteLength(text), 'Cache-Control': 'no-store' });

@@ -18,6 +18,7 @@
  */
 import v8 from 'node:v8';
 import vm from 'node:vm';
+import { checkOptions, option, type OptionChecks } from '../../lib/options';
 
 type Collect = (options: { type: 'minor' }) => void;
 
@@ -31,15 +32,16 @@ export interface ReclaimOptions {
   readonly every?: number;
 }
 
+const RECLAIM_OPTIONS: OptionChecks<ReclaimOptions> = { every: option.integer(64 * 1024, Number.MAX_SAFE_INTEGER, 'bytes') };
+
 /**
  * From now on, run a minor garbage collection after every `every` bytes of image data streamed
  * through the servers (the sidecar's forwarded answers and request bodies, the demo's uploads),
  * process-wide. Exposes V8's `gc` to do so, as `node --expose-gc` would.
  */
 export function reclaimStreamedData(options: ReclaimOptions = {}): void {
-  const bytes = options.every ?? 4 * 1024 * 1024;
-  if (!Number.isInteger(bytes) || bytes < 64 * 1024) throw new TypeError("reclaimStreamedData: option 'every' must be a whole number of bytes, at least 65536");
-  every = bytes;
+  checkOptions('reclaimStreamedData', options, RECLAIM_OPTIONS);
+  every = options.every ?? 4 * 1024 * 1024;
   if (collect) return;
   const exposed = (globalThis as { gc?: unknown }).gc;
   if (typeof exposed === 'function') collect = exposed as Collect;

@@ -75,10 +75,10 @@ describe('3. imageFormats options', () => {
 
   it.each([
     [{ diskFormat: ['raw'] }, /unknown option 'diskFormat'/],
-    [{ diskFormats: 'raw' }, /'diskFormats' must be an array or \{ add, remove \}/],
-    [{ diskFormats: [1] }, /'diskFormats' must be an array of non-empty strings/],
-    [{ containerFormats: { plus: ['x'] } }, /unknown key 'plus'/],
-    [{ limit: 0 }, /'limit' must be a positive integer/],
+    [{ diskFormats: 'raw' }, /'diskFormats' must be a list of non-empty strings, or \{ add, remove \}/],
+    [{ diskFormats: [1] }, /'diskFormats' must be a list of non-empty strings/],
+    [{ containerFormats: { plus: ['x'] } }, /unknown option 'containerFormats.plus'/],
+    [{ limit: 0 }, /'limit' must be a whole number of bytes, at least 1/],
   ])('should throw a TypeError at construction for %p', (options, message) => {
     expect(() => imageFormats(options as unknown as ImageFormatsOptions)).toThrow(TypeError);
     expect(() => imageFormats(options as unknown as ImageFormatsOptions)).toThrow(message);
