@@ -22,6 +22,7 @@ import { serveImage, type ImageData } from '../../lib/ranges/serve';
 import { accessLog, logLegacyRange, logRefusal, requestIdOf, type Logger } from '../observe/logs';
 import { both, metricsEndpoint, type EdgeMetrics } from '../observe/metrics';
 import type { LegacyUse } from '../../lib/ranges/legacy';
+import { countLarge } from '../perf/reclaim';
 import { forward, framingRefusal } from './forward';
 
 export interface SidecarOptions {
@@ -79,8 +80,8 @@ const SIDECAR_OPTIONS: OptionChecks<SidecarOptions> = {
   timeout: option.integer(1, 2_147_483_647, 'milliseconds'),
   showMultipleLocations: option.boolean,
   maxRanges: option.integer(1, 1000, 'ranges'),
-  diskFormats: option.any('a list of formats, or { add, remove }'),
-  containerFormats: option.any('a list of formats, or { add, remove }'),
+  diskFormats: option.formatList,
+  containerFormats: option.formatList,
   onLegacyRange: option.function('(use) => void'),
   legacyUpstream: option.boolean,
   logger: option.object('a pino logger (createLogger)', (v) => typeof v === 'object' && v !== null && typeof (v as { info?: unknown }).info === 'function'),
@@ -242,7 +243,10 @@ function downloads(options: SidecarOptions, client: UpstreamClient, lookup: Imag
       throw err instanceof UpstreamFailure ? upstreamError(err) : err;
     }
     metrics?.upstream('data', Number(process.hrtime.bigint() - started) / 1e9);
-    if (res.statusCode === 200 || res.statusCode === 206) return res;
+    if (res.statusCode === 200 || res.statusCode === 206) {
+      countLarge(res, res.headers['content-length']);
+      return res;
+    }
     res.resume();
     throw glanceError(502, 'upstream.data', `The image service answered ${res.statusCode} when asked for the image data.`);
   };

@@ -35,7 +35,7 @@ const read = (res: IncomingMessage) =>
 
 describe('upstreamClient', () => {
   it('should send the flat headers as given, at the path under the base URL, and give the answer', async () => {
-    let seen: { url?: string; raw?: string[] } = {};
+    let seen: { url: string | undefined; raw: string[] } = { url: undefined, raw: [] };
     const url = await serve((req, res) => {
       seen = { url: req.url, raw: req.rawHeaders };
       res.end('hello');
