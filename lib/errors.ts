@@ -8,6 +8,7 @@
 import createError, { isHttpError, type HttpError } from 'http-errors';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { pythonJson as pyJsonString } from './http/json';
+import { lingerBeforeClosing } from './http/linger';
 
 /** webob's status titles (they differ from Node's for 413 and 416). */
 const TITLES: Readonly<Record<number, string>> = {
@@ -219,26 +220,6 @@ export function sendGlanceError(req: IncomingMessage, res: ServerResponse, error
   res.setHeader('Content-Type', contentType);
   res.setHeader('Content-Length', Buffer.byteLength(body));
   res.end(req.method === 'HEAD' ? undefined : body);
-}
-
-/** How long a connection closed with request data still coming goes on reading (and dropping) it. */
-const LINGER_MS = 2000;
-
-/**
- * A lingering close, as Apache and nginx do: closing a socket with request data unread makes the
- * kernel reset the connection, and a client (or a proxy such as the sidecar) still sending may then
- * lose the answer it was sent. So once the answer is out, the connection is half-closed, what still
- * comes is read and dropped, and it is closed when the client has sent everything or after
- * LINGER_MS, whichever comes first: never the whole of a large upload.
- */
-function lingerBeforeClosing(req: IncomingMessage): void {
-  const socket = req.socket as IncomingMessage['socket'] & { destroySoon?: () => void };
-  // node:http ends a `Connection: close` answer with socket.destroySoon(): make that linger.
-  socket.destroySoon = function lingeringClose() {
-    socket.end();
-    req.resume();
-    setTimeout(() => socket.destroy(), LINGER_MS).unref();
-  };
 }
 
 /** Express error handler that answers every error in Glance's format. Mount it last. */
