@@ -1,0 +1,512 @@
+/**
+ * The race registry in Redis (or anything that speaks its protocol: Valkey, KeyDB): one registry for
+ * every process that guards the same image service, so that an upload through one sidecar refuses a
+ * location change through another. The semantics are {@link MemoryStore}'s (lib/locations/store.ts),
+ * kept by four Lua scripts that each run atomically in Redis:
+ *
+ * - per image (its canonical id), a sorted set of upload tokens scored by when each runs out; a
+ *   string holding the token of the change being judged, with Redis's own expiry; and the changes
+ *   waiting for their turn, in order (a sorted set by arrival, and one by when each runs out);
+ * - `upload` registers the upload at once, then tells it whether it may go on (no change held or
+ *   waiting); `change` refuses while an upload is held, takes the turn when it is free, or queues
+ *   the change and, asked again, gives it its turn once it heads the queue and none is held (and
+ *   then refuses it if an upload registered meanwhile); `renew` extends a lease only while its own
+ *   token holds it; `release` deletes the token wherever it is, comparing before it deletes.
+ *
+ * A lease or a place in the queue that is not renewed runs out after its time to live, so a process
+ * that dies frees its images. A waiting holder asks again every few milliseconds (at most every
+ * {@link POLL_MS} and a quarter of its time to live), renewing its place each time.
+ *
+ * Every command has a deadline (`timeout`, 2 s by default): a Redis that cannot be reached or does
+ * not answer in time makes the call reject, and the guard answers 503 (it fails closed). The client
+ * reconnects by itself; commands are never queued while it is disconnected nor sent again after a
+ * reconnection, so a call that failed does not take a lease later; what such a call may have taken
+ * is released once Redis answers again.
+ *
+ * `ioredis` is loaded when the first RedisStore is made, not when this module is: the suite without
+ * a Redis store does not load it.
+ */
+import { createHash, randomUUID } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import type { ConnectionOptions } from 'node:tls';
+import type { Lease, LeaseKind, Store } from '../../lib/locations/store';
+import { checkOptions, option, type OptionChecks } from '../../lib/options';
+
+/**
+ * What the store uses of an ioredis client (a `Redis`, standalone or behind Sentinel, or a
+ * `Cluster`). Declared here rather than imported, so that neither this module nor its types load
+ * ioredis.
+ */
+export interface RedisClient {
+  readonly status: string;
+  on(event: 'error', listener: (err: Error) => void): unknown;
+  on(event: 'ready', listener: () => void): unknown;
+  connect(): Promise<unknown>;
+  evalsha(sha: string, numkeys: number, ...args: string[]): Promise<unknown>;
+  eval(script: string, numkeys: number, ...args: string[]): Promise<unknown>;
+  ping(): Promise<unknown>;
+  quit(): Promise<unknown>;
+  disconnect(): void;
+}
+
+/** The settings of ioredis's `Redis` that the store gives. */
+type RedisSettings = Record<string, unknown>;
+
+export interface RedisStoreOptions {
+  /**
+   * The server: `redis://[user[:password]@]host[:port][/db]`, or `rediss://` for TLS. Port 6379 and
+   * database 0 unless said. Give `url`, or `sentinels` and `masterName`, or `client`.
+   */
+  readonly url?: string;
+  /** The ACL user; overrides the URL's. */
+  readonly username?: string;
+  /** The password (e.g. from an environment variable, to keep it out of the URL and the command line); overrides the URL's. */
+  readonly password?: string;
+  /** The database number; overrides the URL's. Default 0. */
+  readonly db?: number;
+  /** Speak TLS (as `rediss://` does); with `sentinels`, to the sentinels and to the master. */
+  readonly tls?: boolean;
+  /** A file of PEM certificates to trust instead of Node's own CAs; turns TLS on. */
+  readonly ca?: string;
+  /** Sentinels to ask where the master is, each `host:port` (`[v6]:port`); needs `masterName`. */
+  readonly sentinels?: readonly string[];
+  /** The name of the master the sentinels watch (Sentinel's `master-name`). */
+  readonly masterName?: string;
+  /** The sentinels' own password, when they ask for one. */
+  readonly sentinelPassword?: string;
+  /** Put before every key, so that several clouds (or suites) share one Redis. Default `glance-edge:`. */
+  readonly prefix?: string;
+  /** How long a call may wait for Redis, in ms: reconnecting, then the answer. Default 2000. */
+  readonly timeout?: number;
+  /**
+   * An ioredis client of yours (a `Redis` or a `Cluster`) to use instead of connecting: no
+   * connection option may be given with it, and {@link RedisStore.close} leaves it open.
+   */
+  readonly client?: RedisClient;
+}
+
+const DEFAULT_PREFIX = 'glance-edge:';
+const DEFAULT_TIMEOUT_MS = 2000;
+/** The longest wait between two asks of a holder waiting for its turn. */
+export const POLL_MS = 100;
+/** The first wait; each next one is twice the last. */
+const FIRST_POLL_MS = 5;
+
+const CONNECTION_OPTIONS = ['url', 'username', 'password', 'db', 'tls', 'ca', 'sentinels', 'masterName', 'sentinelPassword'] as const;
+
+const isRedisUrl = (v: unknown): boolean => {
+  if (typeof v !== 'string') return false;
+  try {
+    const u = new URL(v);
+    return (u.protocol === 'redis:' || u.protocol === 'rediss:') && u.hostname !== '' && u.search === '' && u.hash === '' && /^\/?(\d+)?$/.test(u.pathname);
+  } catch {
+    return false;
+  }
+};
+const HOST_PORT = /^(?:\[([0-9a-fA-F:.]+)\]|([^\s:[\]/]+)):(\d{1,5})$/;
+
+const REDIS_STORE_OPTIONS: OptionChecks<RedisStoreOptions> = {
+  url: { expected: 'a redis:// or rediss:// URL, [user[:password]@]host[:port][/db]', test: isRedisUrl },
+  username: { expected: 'a string', test: (v) => typeof v === 'string' },
+  password: { expected: 'a string', test: (v) => typeof v === 'string' },
+  db: option.integer(0, 1_000_000, 'database number'),
+  tls: option.boolean,
+  ca: { expected: 'the path of a PEM file', test: (v) => typeof v === 'string' && v !== '' },
+  sentinels: {
+    expected: "a non-empty list of 'host:port'",
+    test: (v) => Array.isArray(v) && v.length > 0 && v.every((s) => typeof s === 'string' && HOST_PORT.test(s)),
+  },
+  masterName: { expected: 'a non-empty string', test: (v) => typeof v === 'string' && v !== '' },
+  sentinelPassword: { expected: 'a string', test: (v) => typeof v === 'string' },
+  prefix: { expected: 'a string', test: (v) => typeof v === 'string' },
+  timeout: option.integer(1, 600_000, 'milliseconds'),
+  client: option.object('an ioredis client (Redis or Cluster)', (v) => {
+    const c = v as Partial<Record<'evalsha' | 'eval' | 'ping' | 'on', unknown>> | null;
+    return typeof c === 'object' && c !== null && ['evalsha', 'eval', 'ping', 'on'].every((m) => typeof c[m as keyof typeof c] === 'function');
+  }),
+};
+
+// --- The scripts ---------------------------------------------------------------------------------
+// KEYS, for every script: [1] the uploads (token -> when it runs out, ms), [2] the change held (its
+// token, with an expiry), [3] the changes waiting (token -> arrival number), [4] when each waiting
+// change runs out (token -> ms). Times are Redis's own clock (TIME), so processes need not agree.
+const PRELUDE = `
+if redis.replicate_commands then redis.replicate_commands() end
+local clock = redis.call('TIME')
+local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
+local function ms(n) return string.format('%d', n) end
+local function prune()
+  redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ms(now))
+  local gone = redis.call('ZRANGEBYSCORE', KEYS[4], '-inf', ms(now))
+  for _, token in ipairs(gone) do
+    redis.call('ZREM', KEYS[3], token)
+    redis.call('ZREM', KEYS[4], token)
+  end
+end
+-- The sets live as long as their last entry (and a second more), so an idle image leaves nothing.
+local function keepUploads()
+  local last = redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')
+  if last[2] then redis.call('PEXPIREAT', KEYS[1], ms(tonumber(last[2]) + 1000)) end
+end
+local function keepQueue()
+  local last = redis.call('ZRANGE', KEYS[4], -1, -1, 'WITHSCORES')
+  if last[2] then
+    redis.call('PEXPIREAT', KEYS[3], ms(tonumber(last[2]) + 1000))
+    redis.call('PEXPIREAT', KEYS[4], ms(tonumber(last[2]) + 1000))
+  end
+end
+local token = ARGV[1]
+`;
+
+/** An upload: registered (again) for `ttl` ms; 1 when it may go on, 0 while a change is held or waiting. */
+const UPLOAD = `${PRELUDE}
+local ttl = tonumber(ARGV[2])
+prune()
+redis.call('ZADD', KEYS[1], ms(now + ttl), token)
+keepUploads()
+if redis.call('EXISTS', KEYS[2]) == 1 or redis.call('ZCARD', KEYS[3]) > 0 then return 0 end
+return 1
+`;
+
+/**
+ * A change: 1 when it holds the turn for `ttl` ms, -1 refused (an upload is held), 0 queued (asked
+ * again, its place is kept for another `ttl` ms, and the turn given once it heads the queue).
+ */
+const CHANGE = `${PRELUDE}
+local ttl = tonumber(ARGV[2])
+prune()
+if redis.call('ZSCORE', KEYS[3], token) then
+  redis.call('ZADD', KEYS[4], ms(now + ttl), token)
+  keepQueue()
+  if redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
+  local head = redis.call('ZRANGE', KEYS[3], 0, 0)
+  if head[1] ~= token then return 0 end
+  redis.call('ZREM', KEYS[3], token)
+  redis.call('ZREM', KEYS[4], token)
+  if redis.call('ZCARD', KEYS[1]) > 0 then return -1 end
+  redis.call('SET', KEYS[2], token, 'PX', ttl)
+  return 1
+end
+if redis.call('ZCARD', KEYS[1]) > 0 then return -1 end
+if redis.call('EXISTS', KEYS[2]) == 0 and redis.call('ZCARD', KEYS[3]) == 0 then
+  redis.call('SET', KEYS[2], token, 'PX', ttl)
+  return 1
+end
+local last = redis.call('ZRANGE', KEYS[3], -1, -1, 'WITHSCORES')
+local place = 1
+if last[2] then place = tonumber(last[2]) + 1 end
+redis.call('ZADD', KEYS[3], place, token)
+redis.call('ZADD', KEYS[4], ms(now + ttl), token)
+keepQueue()
+return 0
+`;
+
+/** Extend the lease of `token` (an `upload` or a `change`) by `ttl` ms: 1, or 0 when the token no longer holds it. */
+const RENEW = `${PRELUDE}
+local ttl = tonumber(ARGV[2])
+if ARGV[3] == 'upload' then
+  prune()
+  if not redis.call('ZSCORE', KEYS[1], token) then return 0 end
+  redis.call('ZADD', KEYS[1], 'XX', ms(now + ttl), token)
+  keepUploads()
+  return 1
+end
+if redis.call('GET', KEYS[2]) == token then
+  redis.call('PEXPIRE', KEYS[2], ttl)
+  return 1
+end
+return 0
+`;
+
+/** Delete `token` wherever it is (an upload, the change held when it is this token's, a place in the queue): how many. */
+const RELEASE = `${PRELUDE}
+local n = redis.call('ZREM', KEYS[1], token) + redis.call('ZREM', KEYS[3], token) + redis.call('ZREM', KEYS[4], token)
+if redis.call('GET', KEYS[2]) == token then
+  redis.call('DEL', KEYS[2])
+  n = n + 1
+end
+return n
+`;
+
+interface Script {
+  readonly lua: string;
+  readonly sha: string;
+}
+const script = (lua: string): Script => ({ lua, sha: createHash('sha1').update(lua).digest('hex') });
+export const SCRIPTS = { upload: script(UPLOAD), change: script(CHANGE), renew: script(RENEW), release: script(RELEASE) } as const;
+
+/** What a failed acquire may have left in Redis, to release once Redis answers again. */
+interface Orphan {
+  readonly keys: readonly string[];
+  readonly until: number;
+}
+
+/** ioredis's refusal of a command it did not send: the connection is down and commands are not queued. */
+const NOT_SENT = /^Stream isn't writeable/;
+
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+/** The race registry in Redis, shared by every process that uses the same Redis and prefix. */
+export class RedisStore implements Store {
+  readonly local = false;
+  /** Where it connects, without credentials: for logs and health reports. */
+  readonly target: string;
+  readonly prefix: string;
+  readonly timeout: number;
+  readonly #client: RedisClient;
+  readonly #own: boolean;
+  #closed = false;
+  #lastError: Error | null = null;
+  readonly #waitingReady = new Set<() => void>();
+  readonly #orphans = new Map<string, Orphan>();
+
+  constructor(given: RedisStoreOptions) {
+    const options = checkOptions('RedisStore', given, REDIS_STORE_OPTIONS);
+    const connection = CONNECTION_OPTIONS.filter((k) => options[k] !== undefined);
+    if (options.client !== undefined) {
+      if (connection.length > 0) throw new TypeError(`RedisStore: option '${connection[0] as string}' cannot be given with 'client' (the client is already connected)`);
+    } else if (options.url === undefined && options.sentinels === undefined) {
+      throw new TypeError("RedisStore: option 'url' is required (a redis:// or rediss:// URL), unless 'sentinels' or 'client' is given");
+    }
+    if (options.url !== undefined && options.sentinels !== undefined) throw new TypeError("RedisStore: option 'url' cannot be given with 'sentinels' (the sentinels name the master)");
+    if (options.sentinels !== undefined && options.masterName === undefined) throw new TypeError("RedisStore: option 'masterName' is required with 'sentinels'");
+    if (options.sentinels === undefined && options.masterName !== undefined) throw new TypeError("RedisStore: option 'masterName' needs 'sentinels'");
+    if (options.sentinels === undefined && options.sentinelPassword !== undefined) throw new TypeError("RedisStore: option 'sentinelPassword' needs 'sentinels'");
+    this.prefix = options.prefix ?? DEFAULT_PREFIX;
+    this.timeout = options.timeout ?? DEFAULT_TIMEOUT_MS;
+
+    if (options.client !== undefined) {
+      this.#client = options.client;
+      this.#own = false;
+      this.target = 'the client given';
+    } else {
+      const [settings, target] = connectionSettings(options, this.timeout);
+      // Loaded here, not at the top of the module: only a process that makes a RedisStore loads ioredis.
+      // eslint-disable-next-line @typescript-eslint/no-require-imports
+      const { Redis: RedisClass } = require('ioredis') as { Redis: new (settings: RedisSettings) => RedisClient };
+      this.#client = new RedisClass(settings);
+      this.#own = true;
+      this.target = target;
+    }
+    this.#client.on('error', (err: Error) => {
+      this.#lastError = err;
+    });
+    this.#client.on('ready', () => {
+      this.#lastError = null;
+      for (const wake of [...this.#waitingReady]) wake();
+      this.#releaseOrphans();
+    });
+  }
+
+  async acquire(key: string, kind: LeaseKind, ttl: number): Promise<Lease | 'uploading'> {
+    if (kind !== 'upload' && kind !== 'change') throw new TypeError(`RedisStore: unknown lease kind '${String(kind)}'`);
+    const lease: Lease = { key, kind, token: randomUUID() };
+    const ms = leaseMs(ttl);
+    const keys = this.#keys(key);
+    const pollCap = Math.max(1, Math.min(POLL_MS, Math.floor(ms / 4)));
+    let delay = Math.min(FIRST_POLL_MS, pollCap);
+    try {
+      for (;;) {
+        const answer = await this.#eval(kind === 'upload' ? SCRIPTS.upload : SCRIPTS.change, keys, [lease.token, String(ms)]);
+        if (answer === 1) return lease;
+        if (answer === -1) return 'uploading';
+        if (answer !== 0) throw new Error(`RedisStore: unexpected answer from Redis: ${String(answer)}`);
+        await sleep(delay);
+        delay = Math.min(delay * 2, pollCap);
+      }
+    } catch (err) {
+      // It may have registered before it failed (or Redis may yet run what timed out): release it.
+      this.#abandon(lease.token, keys, ms);
+      throw err;
+    }
+  }
+
+  async renew(lease: Lease, ttl: number): Promise<boolean> {
+    const answer = await this.#eval(SCRIPTS.renew, this.#keys(lease.key), [lease.token, String(leaseMs(ttl)), lease.kind]);
+    return answer === 1;
+  }
+
+  async release(lease: Lease): Promise<void> {
+    await this.#eval(SCRIPTS.release, this.#keys(lease.key), [lease.token]);
+  }
+
+  /** Resolves when Redis answers a PING within the timeout; rejects (saying why) otherwise. For health checks. */
+  async ping(): Promise<void> {
+    await this.#run(() => this.#client.ping());
+  }
+
+  /**
+   * Stop: calls made after reject, and a holder still waiting for its turn gives up (rejects). The
+   * connection the store made is closed; a client given is left open.
+   */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    for (const wake of [...this.#waitingReady]) wake();
+    if (!this.#own) return;
+    const client = this.#client;
+    if (client.status !== 'ready') {
+      client.disconnect();
+      return;
+    }
+    const timer = setTimeout(() => client.disconnect(), this.timeout).unref();
+    await client.quit().catch(() => client.disconnect());
+    clearTimeout(timer);
+  }
+
+  /** The same as {@link close}. */
+  quit(): Promise<void> {
+    return this.close();
+  }
+
+  /** The keys of image `key`, in one hash slot (for Redis Cluster), under the prefix. */
+  #keys(key: string): string[] {
+    const base = `${this.prefix}lease:{${encodeURIComponent(key)}}:`;
+    return [`${base}uploads`, `${base}change`, `${base}queue`, `${base}queue-expiry`];
+  }
+
+  /** Run `script` within the timeout: its SHA first, its text when Redis does not know it yet. */
+  #eval(s: Script, keys: readonly string[], args: readonly string[]): Promise<unknown> {
+    return this.#run(async () => {
+      try {
+        return await this.#client.evalsha(s.sha, keys.length, ...keys, ...args);
+      } catch (err) {
+        if (!(err instanceof Error) || !err.message.startsWith('NOSCRIPT')) throw err;
+        return await this.#client.eval(s.lua, keys.length, ...keys, ...args);
+      }
+    });
+  }
+
+  /**
+   * Run `work` once the client is connected, rejecting when that and its answer take longer than
+   * the timeout. A command the client refused to send (the connection had just dropped) is sent
+   * again once it is back, within the same timeout; one that was sent is never sent twice.
+   */
+  #run<T>(work: () => Promise<T>): Promise<T> {
+    if (this.#closed) return Promise.reject(new Error('RedisStore: closed'));
+    return new Promise<T>((resolve, reject) => {
+      let settled = false;
+      const finish = (err: Error | null, value?: T) => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
+        this.#waitingReady.delete(attempt);
+        if (err) reject(err);
+        else resolve(value as T);
+      };
+      const timer = setTimeout(() => {
+        const why = this.#lastError ? ` (${this.#lastError.message})` : '';
+        finish(new Error(`RedisStore: Redis at ${this.target} did not answer within ${this.timeout} ms${why}`));
+      }, this.timeout);
+      const attempt = () => {
+        this.#waitingReady.delete(attempt);
+        if (settled) return;
+        if (this.#closed) return finish(new Error('RedisStore: closed'));
+        const status = this.#client.status;
+        if (status === 'end' && !this.#own) return finish(new Error('RedisStore: the client given is closed'));
+        if (status !== 'ready') {
+          this.#waitingReady.add(attempt);
+          if (status === 'wait') this.#client.connect().catch(() => undefined); // a lazy client
+          return;
+        }
+        work().then(
+          (value) => finish(null, value),
+          (err: unknown) => {
+            if (err instanceof Error && NOT_SENT.test(err.message)) {
+              setTimeout(attempt, 10);
+              return;
+            }
+            finish(err instanceof Error ? new Error(`RedisStore: Redis at ${this.target} failed: ${err.message}`, { cause: err }) : new Error(String(err)));
+          },
+        );
+      };
+      attempt();
+    });
+  }
+
+  /** Release what a failed acquire may hold, now or once Redis answers again; a lease run out needs nothing. */
+  #abandon(token: string, keys: readonly string[], ttl: number): void {
+    this.#orphans.set(token, { keys, until: Date.now() + ttl });
+    this.#releaseOrphans();
+  }
+
+  #releaseOrphans(): void {
+    if (this.#closed || this.#client.status !== 'ready') return;
+    const now = Date.now();
+    for (const [token, orphan] of this.#orphans) {
+      if (orphan.until < now) {
+        this.#orphans.delete(token);
+        continue;
+      }
+      this.#eval(SCRIPTS.release, orphan.keys, [token]).then(
+        () => this.#orphans.delete(token),
+        () => undefined, // tried again at the next reconnection, until it has run out
+      );
+    }
+  }
+}
+
+/** A time to live in whole milliseconds, at least 1. */
+function leaseMs(ttl: number): number {
+  if (typeof ttl !== 'number' || !Number.isFinite(ttl) || ttl <= 0) throw new TypeError(`RedisStore: a lease's time to live must be a positive number of ms, not ${String(ttl)}`);
+  return Math.max(1, Math.ceil(ttl));
+}
+
+/** ioredis's settings for `options` (no client given), and the target named in messages. */
+function connectionSettings(options: RedisStoreOptions, timeout: number): [RedisSettings, string] {
+  let tls = options.tls === true || options.ca !== undefined;
+  let host = '';
+  let port = 6379;
+  let username = options.username;
+  let password = options.password;
+  let db = options.db;
+  if (options.url !== undefined) {
+    const url = new URL(options.url);
+    if (url.protocol === 'rediss:') tls = true;
+    host = url.hostname.replace(/^\[(.*)\]$/, '$1');
+    if (url.port !== '') port = Number(url.port);
+    if (username === undefined && url.username !== '') username = decodeURIComponent(url.username);
+    if (password === undefined && url.password !== '') password = decodeURIComponent(url.password);
+    const path = url.pathname.replace(/^\//, '');
+    if (db === undefined && path !== '') db = Number(path);
+  }
+  let ca: string | undefined;
+  if (options.ca !== undefined) {
+    try {
+      ca = readFileSync(options.ca, 'utf8');
+    } catch (err) {
+      throw new Error(`RedisStore: cannot read the CA file '${options.ca}': ${(err as Error).message}`, { cause: err });
+    }
+  }
+  const tlsOptions: ConnectionOptions | undefined = tls ? (ca !== undefined ? { ca } : {}) : undefined;
+  const settings: RedisSettings = {
+    ...(username !== undefined ? { username } : {}),
+    ...(password !== undefined ? { password } : {}),
+    ...(db !== undefined ? { db } : {}),
+    connectTimeout: Math.max(timeout, 1000),
+    commandTimeout: timeout,
+    // Fail at once while disconnected (the store waits for the connection itself, within the
+    // timeout), and never send a command again after a reconnection: a call that has failed must
+    // not take a lease later.
+    enableOfflineQueue: false,
+    maxRetriesPerRequest: 0,
+    // Try again soon after Redis comes back: 100 ms, 200 ms, ... at most a second apart.
+    retryStrategy: (times: number) => Math.min(times * 100, 1000),
+  };
+  if (options.sentinels !== undefined) {
+    const sentinels = options.sentinels.map((s) => {
+      const m = HOST_PORT.exec(s) as RegExpExecArray;
+      return { host: (m[1] ?? m[2]) as string, port: Number(m[3]) };
+    });
+    Object.assign(settings, {
+      sentinels,
+      name: options.masterName,
+      ...(options.sentinelPassword !== undefined ? { sentinelPassword: options.sentinelPassword } : {}),
+      ...(tlsOptions ? { tls: tlsOptions, enableTLSForSentinelMode: true, sentinelTLS: tlsOptions } : {}),
+    });
+    return [settings, `${tls ? 'rediss' : 'redis'}+sentinel://${options.sentinels.join(',')}/${options.masterName as string}`];
+  }
+  Object.assign(settings, { host, port, ...(tlsOptions ? { tls: tlsOptions } : {}) });
+  const shownHost = host.includes(':') ? `[${host}]` : host;
+  return [settings, `${tls ? 'rediss' : 'redis'}://${shownHost}:${port}${db ? `/${db}` : ''}`];
+}
