@@ -133,10 +133,10 @@ describe.each(STORES)('1. Location changes: the race registry, %s', (_name, make
 
   it('should let a lease run out after its time to live, and renew only a lease still held', async () => {
     const store = make();
-    const upload = held(await store.acquire('a', 'upload', 60));
-    expect(await store.renew(upload, 60)).toBe(true);
-    await sleep(150);
-    expect(await store.renew(upload, 60)).toBe(false);
+    const upload = held(await store.acquire('a', 'upload', 250));
+    expect(await store.renew(upload, 100)).toBe(true);
+    await sleep(300);
+    expect(await store.renew(upload, 100)).toBe(false);
     expect(await changeRefused(store, 'a')).toBe(false);
     // A change lease runs out too: the next change and a waiting upload go on.
     held(await store.acquire('a', 'change', 60));
@@ -149,15 +149,15 @@ describe.each(STORES)('1. Location changes: the race registry, %s', (_name, make
 
   it('should keep a renewed lease past its first time to live', async () => {
     const store = make();
-    const upload = held(await store.acquire('a', 'upload', 100));
-    const change = held(await store.acquire('b', 'change', 100));
-    for (let i = 0; i < 6; i += 1) {
-      await sleep(40);
-      expect(await store.renew(upload, 100)).toBe(true);
-      expect(await store.renew(change, 100)).toBe(true);
+    const upload = held(await store.acquire('a', 'upload', 400));
+    const change = held(await store.acquire('b', 'change', 400));
+    for (let i = 0; i < 4; i += 1) {
+      await sleep(100);
+      expect(await store.renew(upload, 400)).toBe(true);
+      expect(await store.renew(change, 400)).toBe(true);
     }
     expect(await changeRefused(store, 'a')).toBe(true);
-    const waiting = store.acquire('b', 'upload', 100);
+    const waiting = store.acquire('b', 'upload', 400);
     expect(await settlesWithin(waiting, 50)).toBe(false);
     await store.release(upload);
     await store.release(change);

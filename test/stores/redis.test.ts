@@ -347,13 +347,13 @@ describe('1. Location changes: RedisStore behind the location guard', () => {
       upload.on('error', reject);
     });
     upload.write('0123456789');
-    for (let i = 0; i < 100 && (await raw.keys(`${prefix}*`)).length === 0; i += 1) await sleep(10);
+    for (let i = 0; i < 500 && (await raw.keys(`${prefix}*`)).length === 0; i += 1) await sleep(10);
     const refused = await fetch(`${two}/v2/images/a`, PATCH);
     expect(refused.status).toBe(409);
     expect(await refused.text()).toContain('saving');
     upload.end('abcdef');
     expect(await answered).toBe(204);
-    for (let i = 0; i < 100 && (await raw.keys(`${prefix}*`)).length > 0; i += 1) await sleep(10);
+    for (let i = 0; i < 500 && (await raw.keys(`${prefix}*`)).length > 0; i += 1) await sleep(10);
     const allowed = await fetch(`${two}/v2/images/a`, PATCH);
     expect(allowed.status).toBe(204);
     await redis.kill();
