@@ -358,6 +358,14 @@ function tryRun(cmd, args) {
   return `${r.stdout ?? ''}${r.stderr ?? ''}`.trim() || null;
 }
 
+function distBuilt() {
+  try {
+    return fs.statSync(path.join(ROOT, 'dist/server/cli.js')).mtime.toISOString();
+  } catch {
+    return null;
+  }
+}
+
 function machine(nginxBin) {
   const cpus = os.cpus();
   const undiciVersion = (() => {
@@ -380,16 +388,12 @@ function machine(nginxBin) {
     http_proxy_middleware: require('http-proxy-middleware/package.json').version,
     commit: tryRun('git', ['-C', ROOT, 'rev-parse', '--short', 'HEAD']),
     // What is measured is dist/ as last built, which may differ from the commit.
-    dist_built: (() => {
-      try {
-        return fs.statSync(path.join(ROOT, 'dist/server/cli.js')).mtime.toISOString();
-      } catch {
-        return null;
-      }
-    })(),
+    dist_built: distBuilt(),
     loadavg_at_start: os.loadavg().map((x) => Math.round(x * 100) / 100),
   };
 }
+
+machine.distBuilt = distBuilt;
 
 module.exports = {
   HOST,

@@ -51,6 +51,7 @@ function render(result) {
     out.push('');
     out.push(`== ${name}: ${s.title}${s.seconds ? ` (${s.seconds} s)` : ''}`);
     if (s.error) out.push(`   SUITE FAILED: ${s.error}`);
+    if (s.dist_built && m.dist_built && s.dist_built !== m.dist_built) out.push(`   dist/ rebuilt during the run: this suite ran the build of ${s.dist_built}`);
     for (const [peer, why] of Object.entries(s.skipped ?? {})) out.push(`   ${peer}: not run (${why})`);
     for (const [wname, w] of Object.entries(s.workloads ?? {})) {
       const main = wname === 'download' ? 'mbps' : 'rps';

@@ -518,6 +518,8 @@ async function main() {
     for (const name of settings.suites) {
       const suite = config.suites[name];
       const out = (result.suites[name] = { title: suite.title, started: new Date().toISOString(), seconds: null, peers: {}, workloads: {}, peak_rss_mb: {} });
+      // dist/ may be rebuilt while a run goes on: each suite names the build its servers loaded.
+      out.dist_built = lib.machine.distBuilt();
       const t = Date.now();
       log(`suite ${name}: ${suite.title}`);
       try {
