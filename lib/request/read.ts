@@ -120,12 +120,115 @@ export function readRequest(req: IncomingMessage): RequestReading {
  * `[name, value, ...]` list). Pure.
  */
 export function readTarget(method: string, target: string, rawHeaders: readonly string[]): RequestReading {
-  const problems: string[] = [];
-  const seen = new Map<string, string>();
+  const draft = newDraft();
+  readHeaders(rawHeaders, draft);
+  const semi = draft.contentType.indexOf(';');
+  const mediaTypeAsSent = (semi === -1 ? draft.contentType : draft.contentType.slice(0, semi)).trim();
+  const mediaType = mediaTypeAsSent.toLowerCase();
+  judgeBody(method, mediaType, draft);
+
+  const q = target.indexOf('?');
+  const query = q === -1 ? '' : target.slice(q + 1);
+  draft.path = targetPath(q === -1 ? target : target.slice(0, q), draft.problems);
+  for (const value of queryValues(query, '_method')) draft.overrides.push(value);
+
+  // The method the service acts on.
+  const upper = method.toUpperCase();
+  const named = new Set(draft.overrides.map((o) => o.toUpperCase()).filter((o) => o !== ''));
+  const effective = effectiveMethod(upper, named, draft.problems);
+  const mayChange = !SAFE_METHODS.has(upper) || [...named].some((m) => !SAFE_METHODS.has(m));
+
+  readSegments(draft);
+  const trailingSlash = draft.path.length > 1 && draft.path.endsWith('/');
+  const versioning = acceptVersion(draft.accepts);
+  const routingHeaders = routingHeadersOf(versioning, draft.accepts);
+  readVersion(draft, versioning);
+  readRoute(draft, trailingSlash);
+
+  return {
+    method: effective,
+    route: draft.route,
+    imageId: draft.imageId,
+    segments: draft.rest,
+    version: draft.version,
+    recordTarget: draft.recordTarget,
+    lookupQuery: withoutMethod(query),
+    routingHeaders,
+    caseFolded: draft.caseFolded,
+    trailingSlash,
+    ambiguous: draft.problems.length > 0 ? draft.problems.join('; ') : null,
+    mediaType,
+    mediaTypeAsSent,
+    mayChange,
+  };
+}
+
+/** A reading in the making: what the steps of {@link readTarget} find, each in turn. */
+interface Draft {
+  /** Why the services behind the suite may read the request differently, in the order found. */
+  readonly problems: string[];
+  /** The value of each header of {@link SINGLE_HEADERS}, as last sent. */
+  readonly seen: Map<string, string>;
+  /** The values of every `Accept` header. */
+  readonly accepts: string[];
+  /** The methods the request names besides its own: override headers, then `_method` parameters. */
+  readonly overrides: string[];
+  /** The first `Content-Type` header, raw ('' when none). */
+  contentType: string;
+  /** The path of the target: without its query, the scheme and host of an absolute target, a fragment. */
+  path: string;
+  /** The non-empty segments of {@link path}, decoded (each as it came when it cannot be). */
+  readonly segments: string[];
+  /** Where each segment ends in {@link path}. */
+  readonly rawEnds: number[];
+  /** Each segment's raw spelling. */
+  readonly rawParts: string[];
+  /** A literal was matched only without regard to case. */
+  caseFolded: boolean;
+  /** The API version asked for, or null. */
+  version: string | null;
+  /** The segments after the version. */
+  rest: string[];
+  /** Where {@link rest} starts in {@link segments}. */
+  restAt: number;
+  route: Route;
+  imageId: string | null;
+  recordTarget: string | null;
+}
+
+/** The placeholder of {@link Draft.rest} until {@link readVersion} sets it. */
+const NOT_YET: string[] = [];
+
+/** A reading not yet begun. */
+function newDraft(): Draft {
+  return {
+    problems: [],
+    seen: new Map(),
+    accepts: [],
+    overrides: [],
+    contentType: '',
+    path: '',
+    segments: [],
+    rawEnds: [],
+    rawParts: [],
+    caseFolded: false,
+    version: null,
+    rest: NOT_YET,
+    restAt: 0,
+    route: 'other',
+    imageId: null,
+    recordTarget: null,
+  };
+}
+
+/**
+ * The headers: a header spelt two ways, or a single header sent with two values, is a problem;
+ * the single headers' values, the `Accept` values, the first `Content-Type` and the method
+ * override headers are kept in `draft`.
+ */
+function readHeaders(rawHeaders: readonly string[], draft: Draft): void {
+  const { problems, seen, accepts, overrides } = draft;
   const spelt = new Map<string, string>();
-  const accepts: string[] = [];
-  let contentType = '';
-  const overrides: string[] = [];
   for (let i = 0; i + 1 < rawHeaders.length; i += 2) {
     const lower = (rawHeaders[i] as string).toLowerCase();
     // eventlet reads `X_Auth_Token` as `X-Auth-Token` and joins them: two spellings are one header there.
@@ -140,26 +243,33 @@ export function readTarget(method: string, target: string, rawHeaders: readonly 
       seen.set(name, value);
     }
     if (name === 'accept') accepts.push(value);
-    else if (name === 'content-type' && contentType === '') contentType = value;
+    else if (name === 'content-type' && draft.contentType === '') draft.contentType = value;
     else if (METHOD_OVERRIDE_HEADERS.has(name)) overrides.push(value);
   }
-  const semi = contentType.indexOf(';');
-  const mediaTypeAsSent = (semi === -1 ? contentType : contentType.slice(0, semi)).trim();
-  const mediaType = mediaTypeAsSent.toLowerCase();
+}
+
+/**
+ * The body: a problem when readers may read it differently (a form that may name another method,
+ * a content coding, a charset other than UTF-8 or named more than once).
+ */
+function judgeBody(method: string, mediaType: string, draft: Draft): void {
+  const { problems, contentType } = draft;
   if (method.toUpperCase() === 'POST' && FORM_TYPES.has(mediaType)) problems.push('a form body may name another method');
   // Some readers decode a body by its coding or charset (Express's body parsers do), others read its bytes.
-  const coding = seen.get('content-encoding');
+  const coding = draft.seen.get('content-encoding');
   if (coding !== undefined && coding.trim().toLowerCase() !== 'identity') problems.push('the body has a content coding');
   // Every `charset=` anywhere in the header counts (parsers differ on quoted and repeated parameters).
   const charsets = [...contentType.matchAll(/charset\s*=\s*"?([^";\s,]*)/gi)].map((m) => (m[1] ?? '').toLowerCase());
   if (charsets.length > 1) problems.push('the body names its charset more than once');
   else if (charsets.length === 1 && charsets[0] !== 'utf-8' && charsets[0] !== 'utf8') problems.push('the body has a charset other than UTF-8');
+}
 
-  // The target: the query apart; an absolute target's scheme and host and a fragment dropped by
-  // some routers, kept by Glance's server.
-  const q = target.indexOf('?');
-  let path = q === -1 ? target : target.slice(0, q);
-  const query = q === -1 ? '' : target.slice(q + 1);
+/**
+ * The path of a target without its query: an absolute target's scheme and host and a fragment
+ * dropped, as some routers drop them (Glance's server keeps them, hence a problem each).
+ */
+function targetPath(beforeQuery: string, problems: string[]): string {
+  let path = beforeQuery;
   if (!path.startsWith('/')) {
     problems.push('the request target is not a path');
     const m = /^[a-z][a-z0-9+.-]*:\/\/[^/]*/i.exec(path);
@@ -170,28 +280,32 @@ export function readTarget(method: string, target: string, rawHeaders: readonly 
     problems.push('the request target has a fragment');
     path = path.slice(0, hash);
   }
-  for (const value of queryValues(query, '_method')) overrides.push(value);
+  return path;
+}
 
-  // The method the service acts on.
-  const upper = method.toUpperCase();
+/**
+ * The method the service acts on: the request's (`upper`), or the one method its overrides name
+ * (`named`); overrides that name another method, or several, are a problem.
+ */
+function effectiveMethod(upper: string, named: ReadonlySet<string>, problems: string[]): string {
   let effective = upper;
-  const named = new Set(overrides.map((o) => o.toUpperCase()).filter((o) => o !== ''));
   if (named.size > 1 || (named.size === 1 && !named.has(upper))) {
     problems.push('the request names another method than its own');
     const only = [...named][0];
     if (named.size === 1 && only !== undefined) effective = only;
   }
-  const mayChange = !SAFE_METHODS.has(upper) || [...named].some((m) => !SAFE_METHODS.has(m));
+  return effective;
+}
 
-  // Segments: each decoded on its own (Express); the whole path decoded, then split (Glance). An
-  // encoded slash, backslash or NUL makes them differ.
-  const raw = path.split('/');
-  const segments: string[] = [];
-  /** Where each segment ends in `path`, and its raw spelling. */
-  const rawEnds: number[] = [];
-  const rawParts: string[] = [];
+/**
+ * The segments of the path: each decoded on its own (Express); the whole path decoded, then split
+ * (Glance). An encoded slash, backslash or NUL makes them differ, as does a dot segment or an
+ * invalid escape: a problem each.
+ */
+function readSegments(draft: Draft): void {
+  const { path, problems, segments, rawEnds, rawParts } = draft;
   let offset = 0;
-  for (const part of raw) {
+  for (const part of path.split('/')) {
     offset += part.length + 1;
     if (part === '') continue;
     const decoded = decodeSegment(part);
@@ -202,85 +316,86 @@ export function readTarget(method: string, target: string, rawHeaders: readonly 
     rawEnds.push(offset - 1);
     rawParts.push(part);
   }
-  const trailingSlash = path.length > 1 && path.endsWith('/');
-  let caseFolded = false;
-  const is = (segment: string | undefined, literal: string): boolean => {
-    if (segment === undefined || segment.toLowerCase() !== literal) return false;
-    if (segment !== literal) caseFolded = true;
-    return true;
-  };
+}
 
-  // The version: in the path, or (on an unversioned path) in Accept.
-  const versioning = acceptVersion(accepts);
-  let version: string | null = null;
-  let rest: string[];
-  let restAt: number;
-  const routingHeaders: [string, string][] = [];
-  // Glance's version negotiation reads a versioning Accept whatever the path: a lookup carries it too.
-  if (versioning !== null) for (const accept of accepts) routingHeaders.push(['Accept', accept]);
+/** The version: in the path, or (on an unversioned path other than `versions`) the one `Accept` selects. */
+function readVersion(draft: Draft, versioning: string | null): void {
+  const { segments } = draft;
   const first = segments[0];
   if (first !== undefined && VERSION.test(first)) {
-    version = first.toLowerCase();
-    if (version !== first) caseFolded = true;
-    rest = segments.slice(1);
-    restAt = 1;
+    draft.version = first.toLowerCase();
+    if (draft.version !== first) draft.caseFolded = true;
+    draft.rest = segments.slice(1);
+    draft.restAt = 1;
   } else if (versioning !== null && first !== 'versions') {
-    version = versioning;
-    rest = segments;
-    restAt = 0;
+    draft.version = versioning;
+    draft.rest = segments;
+    draft.restAt = 0;
   } else {
-    rest = [];
-    restAt = 0;
+    draft.rest = [];
+    draft.restAt = 0;
   }
+}
 
-  let route: Route = 'other';
-  let imageId: string | null = null;
-  let recordTarget: string | null = null;
-  if (version === null) {
-    if (segments.length === 0 || (segments.length === 1 && is(first, 'versions'))) route = 'versions';
-    else if (segments.length === 1 && is(first, 'healthcheck')) route = 'healthcheck';
-  } else if (is(rest[0], 'images')) {
-    if (rest.length === 1) route = 'images';
-    else {
-      imageId = rest[1] as string;
-      // As spelt, up to the id; with the request's trailing slash, which a strict service does not route.
-      const end = rawEnds[restAt + 1] as number;
-      recordTarget = `${path.slice(0, end)}${trailingSlash ? '/' : ''}`;
-      if (rest.length === 2) route = 'image';
-      else if (rest.length === 3 && is(rest[2], 'file')) route = 'image-file';
-      else if (rest.length === 3 && is(rest[2], 'stage')) route = 'image-stage';
-      else if (rest.length === 3 && is(rest[2], 'import')) route = 'image-import';
-      else if (rest.length === 3 && is(rest[2], 'locations')) route = 'image-locations';
-      else route = 'image-other';
-    }
-  } else if (is(rest[0], 'stores') && rest.length === 3) {
-    // DELETE /v2/stores/{store}/{id}; the image record is at /v2/images/{id} in the same spelling.
-    route = 'image-store';
-    imageId = rest[2] as string;
-    const idEnd = rawEnds[restAt + 2] as number;
-    const idStart = idEnd - (rawParts[restAt + 2] as string).length;
-    const versionEnd = restAt > 0 ? (rawEnds[0] as number) : 0;
-    recordTarget = `${path.slice(0, versionEnd)}/images/${path.slice(idStart, idEnd)}${trailingSlash ? '/' : ''}`;
-  } else if (is(rest[0], 'schemas')) route = 'schemas';
-  else if (is(rest[0], 'metadefs')) route = 'metadefs';
-  else route = 'api-other';
+/**
+ * The headers a lookup needs to be routed as the request is: Glance's version negotiation reads a
+ * versioning Accept whatever the path, so a lookup carries it too.
+ */
+function routingHeadersOf(versioning: string | null, accepts: readonly string[]): [string, string][] {
+  const routingHeaders: [string, string][] = [];
+  if (versioning !== null) for (const accept of accepts) routingHeaders.push(['Accept', accept]);
+  return routingHeaders;
+}
 
-  return {
-    method: effective,
-    route,
-    imageId,
-    segments: rest,
-    version,
-    recordTarget,
-    lookupQuery: withoutMethod(query),
-    routingHeaders,
-    caseFolded,
-    trailingSlash,
-    ambiguous: problems.length > 0 ? problems.join('; ') : null,
-    mediaType,
-    mediaTypeAsSent,
-    mayChange,
-  };
+/** Whether `segment` is `literal`, whatever its case (noted in `draft` when the case differs). */
+function is(draft: Draft, segment: string | undefined, literal: string): boolean {
+  if (segment === undefined || segment.toLowerCase() !== literal) return false;
+  if (segment !== literal) draft.caseFolded = true;
+  return true;
+}
+
+/** The route, from the version and the segments after it. */
+function readRoute(draft: Draft, trailingSlash: boolean): void {
+  const { segments, rest } = draft;
+  if (draft.version === null) {
+    const first = segments[0];
+    if (segments.length === 0 || (segments.length === 1 && is(draft, first, 'versions'))) draft.route = 'versions';
+    else if (segments.length === 1 && is(draft, first, 'healthcheck')) draft.route = 'healthcheck';
+  } else if (is(draft, rest[0], 'images')) readImageRoute(draft, trailingSlash);
+  else if (is(draft, rest[0], 'stores') && rest.length === 3) readStoreRoute(draft, trailingSlash);
+  else if (is(draft, rest[0], 'schemas')) draft.route = 'schemas';
+  else if (is(draft, rest[0], 'metadefs')) draft.route = 'metadefs';
+  else draft.route = 'api-other';
+}
+
+/** `/images` and what is under `/images/{id}`: the route, the image id and the record's target. */
+function readImageRoute(draft: Draft, trailingSlash: boolean): void {
+  const { rest } = draft;
+  if (rest.length === 1) {
+    draft.route = 'images';
+    return;
+  }
+  draft.imageId = rest[1] as string;
+  // As spelt, up to the id; with the request's trailing slash, which a strict service does not route.
+  const end = draft.rawEnds[draft.restAt + 1] as number;
+  draft.recordTarget = `${draft.path.slice(0, end)}${trailingSlash ? '/' : ''}`;
+  if (rest.length === 2) draft.route = 'image';
+  else if (rest.length === 3 && is(draft, rest[2], 'file')) draft.route = 'image-file';
+  else if (rest.length === 3 && is(draft, rest[2], 'stage')) draft.route = 'image-stage';
+  else if (rest.length === 3 && is(draft, rest[2], 'import')) draft.route = 'image-import';
+  else if (rest.length === 3 && is(draft, rest[2], 'locations')) draft.route = 'image-locations';
+  else draft.route = 'image-other';
+}
+
+/** `/stores/{store}/{id}` (DELETE: removing a location); the image record is at `/images/{id}` in the same spelling. */
+function readStoreRoute(draft: Draft, trailingSlash: boolean): void {
+  const { rest, restAt, rawEnds, path } = draft;
+  draft.route = 'image-store';
+  draft.imageId = rest[2] as string;
+  const idEnd = rawEnds[restAt + 2] as number;
+  const idStart = idEnd - (draft.rawParts[restAt + 2] as string).length;
+  const versionEnd = restAt > 0 ? (rawEnds[0] as number) : 0;
+  draft.recordTarget = `${path.slice(0, versionEnd)}/images/${path.slice(idStart, idEnd)}${trailingSlash ? '/' : ''}`;
 }
 
 /**
