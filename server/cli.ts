@@ -24,6 +24,7 @@
  */
 import { readFileSync } from 'node:fs';
 import http from 'node:http';
+import os from 'node:os';
 import path from 'node:path';
 import v8 from 'node:v8';
 import { createDemoApp } from './demo/app';
@@ -35,6 +36,8 @@ import { createLogger, type Logger } from './observe/logs';
 import { reclaimStreamedData } from './perf/reclaim';
 import { createMetrics } from './observe/metrics';
 import { createSidecar } from './sidecar/app';
+import { isWorker, runPrimary, workerListening, workerMetrics, workerStore } from './cluster';
+import { RedisStore, type RedisStoreOptions } from './stores/redis';
 
 const USAGE = `Usage: glance-edge <command> [options]
        glance-edge help | --help | -h
@@ -72,10 +75,25 @@ Commands:
           --timeout MS                       wait for the upstream to begin answering (default 60000)
           --header-timeout MS, --idle-timeout MS   as for demo (idle: longer than --timeout;
                                              default the larger of 60000 and timeout + 10000)
+          --workers N|auto                   worker processes sharing the port (auto: one per
+                                             core; default 1). Without --store they share the
+                                             race registry through the primary process
+          --peers BOOL                       other sidecars front the same service: warn when
+                                             the race registry is not shared (default false)
+          --store URL                        the race registry in Redis, shared by every sidecar:
+                                             redis://[user@]host:port/db or rediss://
+          --store-password P                 its password (better: GLANCE_EDGE_STORE_PASSWORD)
+          --store-prefix S                   prefix of its keys (default glance-edge:)
+          --store-timeout MS                 longest wait for Redis; then 503 (default 2000)
+          --store-ca FILE                    CA certificates for rediss://
+          --store-sentinels H:P,H:P          Redis through Sentinel, with
+          --store-sentinel-master NAME       the name of its master
           --config FILE                      a JSON file with any of: upstream, port, host,
                                              showMultipleLocations, maxRanges, legacyUpstream,
-                                             timeout, headerTimeout, idleTimeout, diskFormats,
-                                             containerFormats
+                                             timeout, headerTimeout, idleTimeout, workers, peers,
+                                             store, storePassword, storePrefix, storeTimeout,
+                                             storeCa, storeSentinels, storeSentinelMaster,
+                                             diskFormats, containerFormats
           Flags win over GLANCE_EDGE_UPSTREAM, GLANCE_EDGE_PORT, GLANCE_EDGE_HOST (and the others
           GLANCE_EDGE_ + the flag's name in capitals, - as _), which win over
           the file.
@@ -98,7 +116,27 @@ cannot start (its port taken, its data folder unwritable), 0 once stopped by SIG
 class UsageError extends Error {}
 
 const DEMO_FLAGS = ['data', 'port', 'host', 'show-multiple-locations', 'max-ranges', 'header-timeout', 'idle-timeout', 'allowed-location-hosts', 'max-image-size', 'max-connections'] as const;
-const PROXY_FLAGS = ['upstream', 'port', 'host', 'show-multiple-locations', 'max-ranges', 'legacy-upstream', 'timeout', 'header-timeout', 'idle-timeout', 'config'] as const;
+const PROXY_FLAGS = [
+  'upstream',
+  'port',
+  'host',
+  'show-multiple-locations',
+  'max-ranges',
+  'legacy-upstream',
+  'timeout',
+  'header-timeout',
+  'idle-timeout',
+  'workers',
+  'peers',
+  'store',
+  'store-password',
+  'store-prefix',
+  'store-timeout',
+  'store-ca',
+  'store-sentinels',
+  'store-sentinel-master',
+  'config',
+] as const;
 const COMMANDS = { demo: DEMO_FLAGS as readonly string[], proxy: PROXY_FLAGS as readonly string[] };
 type Command = keyof typeof COMMANDS;
 /** The keys of proxy's --config file: its flags but --config, in camelCase, and the format lists. */
@@ -340,7 +378,7 @@ function createServer(handler: http.RequestListener, timeouts: ClientTimeouts): 
 }
 
 /** Listen, log the address, and close gracefully on SIGINT/SIGTERM. */
-function serve(name: string, logger: Logger, server: http.Server, host: string, listenPort: number, extra: Record<string, unknown>): Promise<void> {
+function serve(name: string, logger: Logger, server: http.Server, host: string, listenPort: number, extra: Record<string, unknown>, listening?: () => void): Promise<void> {
   // Streamed image data is freed every few MiB instead of piling up (see server/perf/reclaim.ts).
   reclaimStreamedData();
   return new Promise((resolve, reject) => {
@@ -349,8 +387,12 @@ function serve(name: string, logger: Logger, server: http.Server, host: string, 
       const address = server.address();
       const actual = typeof address === 'object' && address ? address.port : listenPort;
       const shownHost = host.includes(':') ? `[${host}]` : host;
-      logger.info({ ...extra, port: actual }, `glance-edge ${name} listening on http://${shownHost}:${actual}`);
-      logger.flush();
+      // A worker tells its primary, which announces the address once every worker listens.
+      if (listening) listening();
+      else {
+        logger.info({ ...extra, port: actual }, `glance-edge ${name} listening on http://${shownHost}:${actual}`);
+        logger.flush();
+      }
       // Graceful stop: no new connections, in-flight requests finish, idle keep-alive
       // connections are closed as they become idle; after 10 s the process exits anyway.
       const stop = () => {
@@ -456,7 +498,17 @@ async function proxy(flags: ReadonlyMap<string, string>): Promise<void> {
   }
   const diskFormats = formatList(fromFile('diskFormats'));
   const containerFormats = formatList(fromFile('containerFormats'));
+  const workers = workerCount(given('workers'));
+  const peers = bool(given('peers'), false);
+  const storeOptions = redisStoreOptions(given);
   const logger = createLogger();
+  if (workers > 1 && !isWorker()) {
+    await runPrimary({ workers, shared: storeOptions !== undefined, logger, host, extra: { upstream } });
+    return;
+  }
+  const shared = storeOptions === undefined ? undefined : redisStore(storeOptions);
+  const metrics = createMetrics();
+  const inCluster = isWorker();
   const handler = createSidecar({
     upstream,
     timeout,
@@ -466,9 +518,79 @@ async function proxy(flags: ReadonlyMap<string, string>): Promise<void> {
     ...(diskFormats === undefined ? {} : { diskFormats }),
     ...(containerFormats === undefined ? {} : { containerFormats }),
     logger,
-    metrics: createMetrics(),
+    metrics,
+    ...(inCluster ? { store: workerStore(shared, 2000), servedMetrics: workerMetrics(metrics.registry) } : shared ? { store: shared } : {}),
+    peers,
   });
-  await serve('proxy', logger, createServer(handler, timeouts), host, listenPort, { upstream });
+  const server = createServer(handler, timeouts);
+  if (inCluster) await serve('proxy worker', logger, server, host, listenPort, { upstream }, () => workerListening(server, logger));
+  else await serve('proxy', logger, server, host, listenPort, { upstream, ...(shared ? { store: shared.target } : {}) });
+}
+
+/** --workers: a count from 1 to 1024, or auto (one per core). */
+function workerCount(given: Given | undefined): number {
+  if (given === undefined) return 1;
+  if (given.value === 'auto') return Math.max(1, os.availableParallelism());
+  return integer(given, 1, 1, 1024);
+}
+
+/** The Redis store's options from --store and its companions, or undefined without --store or --store-sentinels. */
+function redisStoreOptions(given: (flag: Exclude<(typeof PROXY_FLAGS)[number], 'config'>) => Given | undefined): RedisStoreOptions | undefined {
+  const url = given('store');
+  const sentinels = given('store-sentinels');
+  const companions = (['store-password', 'store-prefix', 'store-timeout', 'store-ca', 'store-sentinel-master'] as const).map(given).filter((g) => g !== undefined);
+  if (url === undefined && sentinels === undefined) {
+    const [stray] = companions;
+    if (stray !== undefined) throw new UsageError(`${stray.from} needs --store URL (or --store-sentinels)`);
+    return undefined;
+  }
+  if (url !== undefined && sentinels !== undefined) throw new UsageError(`${url.from} and ${sentinels.from} exclude each other: give the Redis URL or its Sentinels`);
+  const master = given('store-sentinel-master');
+  if (sentinels !== undefined && master === undefined) throw new UsageError(`${sentinels.from} needs --store-sentinel-master NAME`);
+  const password = given('store-password');
+  const prefix = given('store-prefix');
+  const ca = given('store-ca');
+  return {
+    ...(url === undefined ? {} : { url: redisUrl(url) }),
+    ...(sentinels === undefined ? {} : { sentinels: hostPorts(sentinels) }),
+    ...(master === undefined ? {} : { masterName: text(master, '') }),
+    ...(password === undefined ? {} : { password: text(password, '') }),
+    ...(prefix === undefined ? {} : { prefix: text(prefix, '') }),
+    ...(ca === undefined ? {} : { ca: text(ca, '') }),
+    timeout: millis(given('store-timeout'), 2000),
+  };
+}
+
+function redisUrl(given: Given): string {
+  const value = text(given, '');
+  let url: URL | undefined;
+  try {
+    url = new URL(value);
+  } catch {
+    url = undefined;
+  }
+  if (url === undefined || (url.protocol !== 'redis:' && url.protocol !== 'rediss:') || url.hostname === '') {
+    throw new UsageError(`${given.from} must be a redis:// or rediss:// URL, got ${shown(given)}`);
+  }
+  return value;
+}
+
+/** host:port pairs: a comma list, or in the file an array of strings. */
+function hostPorts(given: Given): string[] {
+  const list = Array.isArray(given.value) ? given.value : typeof given.value === 'string' ? given.value.split(',').map((h) => h.trim()) : [];
+  if (list.length === 0 || !list.every((h) => typeof h === 'string' && /^.+:\d{1,5}$/.test(h))) {
+    throw new UsageError(`${given.from} must be a list of host:port, got ${shown(given)}`);
+  }
+  return list as string[];
+}
+
+/** The Redis store; a CA file that cannot be read is a wrong command line. */
+function redisStore(options: RedisStoreOptions): RedisStore {
+  try {
+    return new RedisStore(options);
+  } catch (err) {
+    throw new UsageError(err instanceof Error ? err.message : String(err));
+  }
 }
 
 if (require.main === module) {

@@ -17,3 +17,5 @@ export { accessLog, createLogger, logLegacyRange, logRefusal, requestIdOf } from
 export type { AccessLogOptions, Logger, LoggerOptions } from './observe/logs';
 export { reclaimStreamedData } from './perf/reclaim';
 export type { ReclaimOptions } from './perf/reclaim';
+export { RedisStore } from './stores/redis';
+export type { RedisStoreOptions } from './stores/redis';

@@ -41,6 +41,8 @@ export interface Store {
   release(lease: Lease): Promise<void>;
   /** Keys with an upload lease held, for metrics and health; undefined when the store cannot tell cheaply. */
   uploading?(): number;
+  /** Resolves when the store can be asked now, rejects saying why not (for a health check). */
+  ping?(): Promise<void>;
 }
 
 interface Held {

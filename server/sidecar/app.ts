@@ -5,6 +5,7 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import express from 'express';
+import { Registry } from 'prom-client';
 import { glanceError, glanceErrorHandler, sendGlanceError } from '../../lib/errors';
 import { hypervisorMetadefs, imageSchemas } from '../../lib/defaults/documents';
 import { imageFormats, type FormatListOption } from '../../lib/defaults/middleware';
@@ -44,6 +45,11 @@ export interface SidecarOptions {
   readonly logger?: Logger;
   /** Prometheus metrics, also served at GET /metrics. */
   readonly metrics?: EdgeMetrics;
+  /**
+   * What GET /metrics serves: by default `metrics.registry`. The workers of one sidecar serve their
+   * primary's aggregate of all of them (server/cluster.ts).
+   */
+  readonly servedMetrics?: Registry;
   /** The race registry: by default a MemoryStore of this process's own. */
   readonly store?: Store;
   /**
@@ -86,6 +92,7 @@ const SIDECAR_OPTIONS: OptionChecks<SidecarOptions> = {
   legacyUpstream: option.boolean,
   logger: option.object('a pino logger (createLogger)', (v) => typeof v === 'object' && v !== null && typeof (v as { info?: unknown }).info === 'function'),
   metrics: option.object('the metrics of createMetrics', (v) => typeof v === 'object' && v !== null && 'registry' in v),
+  servedMetrics: option.object('a prom-client Registry', (v) => v instanceof Registry),
   store: option.object('a Store (acquire, renew, release, local)', isStore),
   peers: option.boolean,
 };
@@ -168,7 +175,7 @@ function suiteRoutes(options: SidecarOptions, client: UpstreamClient, store: Sto
     ...(options.containerFormats ? { containerFormats: options.containerFormats } : {}),
   };
   const routes = express.Router();
-  if (metrics) routes.get('/metrics', metricsEndpoint(metrics.registry));
+  if (metrics) routes.get('/metrics', metricsEndpoint(options.servedMetrics ?? metrics.registry));
   routes.get('/healthz', healthz(options.upstream, client, store));
   routes.get(['/', '/versions'], versionLinks(client));
   routes.use(locationGuard({ lookup, showMultipleLocations: options.showMultipleLocations ?? true, store, onRefused }));
@@ -181,23 +188,32 @@ function suiteRoutes(options: SidecarOptions, client: UpstreamClient, store: Sto
   return routes;
 }
 
-/** The sidecar's own state and whether the upstream answers. */
+/**
+ * The sidecar's own state: whether the upstream answers and whether the race registry can be asked
+ * (503 when either cannot: location changes and uploads are then refused), and the uploads in flight.
+ */
 function healthz(upstream: string, client: UpstreamClient, store: Store) {
   return function healthz(_req: IncomingMessage, res: ServerResponse): void {
     const started = Date.now();
-    const report = (reachable: boolean, status: number | null) => {
+    const probe = client.fetch({ method: 'GET', path: '/versions', headers: ['Host', client.host], timeout: 3000 }, 1024 * 1024).then(
+      (answer) => ({ reachable: answer.status < 500, status: answer.status as number | null }),
+      () => ({ reachable: false, status: null }),
+    );
+    const registry = (store.ping ? store.ping() : Promise.resolve()).then(
+      () => ({ ok: true, local: store.local }),
+      (err: unknown) => ({ ok: false, local: store.local, error: err instanceof Error ? err.message : String(err) }),
+    );
+    void Promise.all([probe, registry]).then(([up, reg]) => {
+      const ok = up.reachable && reg.ok;
       const body = JSON.stringify({
-        status: reachable ? 'ok' : 'upstream unreachable',
-        upstream: { url: upstream, reachable, status, ms: Date.now() - started },
+        status: ok ? 'ok' : !up.reachable ? 'upstream unreachable' : 'registry unavailable',
+        upstream: { url: upstream, reachable: up.reachable, status: up.status, ms: Date.now() - started },
+        registry: reg,
         uploadsInFlight: store.uploading?.() ?? null,
       });
-      res.writeHead(reachable ? 200 : 503, { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(body), 'Cache-Control': 'no-store' });
+      res.writeHead(ok ? 200 : 503, { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(body), 'Cache-Control': 'no-store' });
       res.end(body);
-    };
-    client.fetch({ method: 'GET', path: '/versions', headers: ['Host', client.host], timeout: 3000 }, 1024 * 1024).then(
-      (answer) => report(answer.status < 500, answer.status),
-      () => report(false, null),
-    );
+    });
   };
 }
 
