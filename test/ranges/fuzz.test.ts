@@ -12,9 +12,9 @@
  * on images uploaded to it (from 1 byte to 2.5 MB, read from disk in 1 MiB buffers) and on one
  * at an http:// location whose server ignores Range.
  *
- *   FUZZ_RUNS    cases (default 10000; bench/fuzz.sh runs 100000)
+ *   FUZZ_RUNS    cases (default 10000; FUZZ_RUNS=100000 for a long run)
  *   FUZZ_SEED    fast-check seed (default: test/helpers/seed.ts; printed)
- *   FUZZ_REPORT  a file to write `runs seed seconds cases/s`, then the cases by kind, to (for bench/fuzz.sh)
+ *   FUZZ_REPORT  a file to write `runs seed seconds cases/s`, then the cases by kind, to
  */
 import { createHash } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
