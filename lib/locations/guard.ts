@@ -5,7 +5,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { edgeData, inspectBody } from '../http/body';
 import { toImageLookup, type ImageFacts, type ImageLookup } from '../images/lookup';
-import { readRequest } from '../request/read';
+import { readRequest, type RequestReading } from '../request/read';
 import { checkOptions, option, type OptionChecks } from '../options';
 import { isStore, MemoryStore, type Lease, type LeaseKind, type Store } from './store';
 import { glanceError, type GlanceError } from '../errors';
@@ -113,6 +113,36 @@ function registryKey(image: ImageFacts): string {
   return image.id.toLowerCase().replace(/ +$/, '');
 }
 
+/** The guard's options, read once: what every request is judged with. */
+interface GuardConfig {
+  readonly lookup: ImageLookup;
+  readonly limit: number;
+  readonly store: Store;
+  readonly policy: { readonly showMultipleLocations: boolean };
+  readonly onRefused: ((refusal: LocationRefusal) => void) | undefined;
+  readonly caseSensitive: boolean;
+  readonly strict: boolean;
+  /** PATCH bodies in other media types than Glance's are judged too (`patchMediaTypes: 'json'`). */
+  readonly looseTypes: boolean;
+}
+
+/** The options checked, with their defaults. */
+function guardConfig(options: LocationGuardOptions): GuardConfig {
+  checkOptions('locationGuard', options, GUARD_OPTIONS, ['lookup']);
+  const lookup = toImageLookup(options.lookup, 'locationGuard');
+  const showMultipleLocations = options.showMultipleLocations ?? true;
+  return {
+    lookup,
+    limit: options.limit ?? 1024 * 1024,
+    store: options.store ?? new MemoryStore(),
+    policy: { showMultipleLocations },
+    onRefused: options.onRefused,
+    caseSensitive: options.caseSensitive ?? false,
+    strict: options.strict ?? false,
+    looseTypes: (options.patchMediaTypes ?? 'json') === 'json',
+  };
+}
+
 /**
  * Create the location guard. Mount it in front of the image API (before any body parser); send
  * its errors to {@link glanceErrorHandler} or your own. It reads each request once, through
@@ -120,107 +150,14 @@ function registryKey(image: ImageFacts): string {
  * guard judged.
  */
 export function locationGuard(options: LocationGuardOptions) {
-  checkOptions('locationGuard', options, GUARD_OPTIONS, ['lookup']);
-  const lookup = toImageLookup(options.lookup, 'locationGuard');
-  const showMultipleLocations = options.showMultipleLocations ?? true;
-  const limit = options.limit ?? 1024 * 1024;
-  const store = options.store ?? new MemoryStore();
-  const policy = { showMultipleLocations };
-  const onRefused = options.onRefused;
-  const caseSensitive = options.caseSensitive ?? false;
-  const strict = options.strict ?? false;
-  const looseTypes = (options.patchMediaTypes ?? 'json') === 'json';
-  const refuse = (req: IncomingMessage, imageId: string, error: GlanceError): GlanceError => {
-    if (onRefused) {
-      const conflict = error as Partial<LocationConflict>;
-      onRefused({ imageId, error, req, ...(conflict.op ? { op: conflict.op, imageStatus: conflict.imageStatus as string } : {}) });
-    }
-    return error;
-  };
-
-  /** A PATCH of the image record: judged when it touches `/locations`. */
-  async function judgePatch(req: IncomingMessage, res: ServerResponse, id: string, type: string): Promise<void> {
-    const body = await inspectBody(req, limit);
-    const ops = locationOps(parseImagePatch(body, type));
-    if (ops.length === 0) return;
-    await judgeChange(req, res, id, (image) => decideLocationPatch(ops, image, policy));
-  }
-
-  /**
-   * A PATCH of the image record in another media type than Glance's, which a service other than
-   * Glance may read as JSON: judged by {@link looseLocationOps}; a body it cannot read is refused
-   * when the media type says JSON (or says nothing), and left to the service otherwise.
-   */
-  async function judgeLoosePatch(req: IncomingMessage, res: ServerResponse, id: string, json: boolean): Promise<void> {
-    const body = await inspectBody(req, limit);
-    const ops = looseLocationOps(body, json);
-    if (ops.length === 0) return;
-    await judgeChange(req, res, id, (image) => decideLocationPatch(ops, image, policy));
-  }
-
-  /**
-   * A location change of image `id`: looked up with the caller's identity (not visible: the
-   * service answers, and nothing is registered), refused at once while an upload of the image runs
-   * through the suite, otherwise its turn taken and the image asked again, so that the status it is
-   * judged on is read while no upload of the image can start. The turn lasts until it is answered.
-   */
-  async function judgeChange(req: IncomingMessage, res: ServerResponse, id: string, decide: (image: LocationImage) => GlanceError | null): Promise<void> {
-    const seen = await lookup(id, req);
-    if (seen === null) return;
-    const turn = await lease(req, res, registryKey(seen), 'change');
-    if (turn === 'uploading') throw refuse(req, id, decide({ status: 'saving', locations: null }) ?? savingConflict());
-    const image = await lookup(id, req);
-    if (image === null) return;
-    const refusal = decide(image);
-    if (refusal) throw refuse(req, id, refusal);
-  }
-
-  /** An upload of image data: registered under the image's key once the caller may see it. */
-  async function registerUpload(req: IncomingMessage, res: ServerResponse, id: string): Promise<void> {
-    const image = await lookup(id, req);
-    if (image === null) return;
-    await lease(req, res, registryKey(image), 'upload');
-  }
-
-  /**
-   * Take a lease of `kind` on `key` for the request, held (renewed every {@link RENEW_MS}) until its
-   * answer is over, then released. A store that fails refuses the request (503); a lease that
-   * can no longer be renewed cuts the request: it is not left unguarded.
-   */
-  async function lease(req: IncomingMessage, res: ServerResponse, key: string, kind: LeaseKind): Promise<Lease | 'uploading'> {
-    let held: Lease | 'uploading';
-    try {
-      held = await store.acquire(key, kind, LEASE_MS);
-    } catch {
-      throw registryDown();
-    }
-    if (held === 'uploading') return held;
-    const taken = held;
-    const renewal = setInterval(() => {
-      store.renew(taken, LEASE_MS).then(
-        (renewed) => {
-          if (!renewed) cut();
-        },
-        () => cut(),
-      );
-    }, RENEW_MS).unref();
-    const cut = () => {
-      clearInterval(renewal);
-      req.destroy();
-      res.destroy();
-    };
-    whenAnswered(req, res, () => {
-      clearInterval(renewal);
-      store.release(taken).catch(() => undefined); // it runs out after its time to live
-    });
-    return taken;
-  }
+  const config = guardConfig(options);
+  const { caseSensitive, strict } = config;
 
   return function locationGuard(req: IncomingMessage, res: ServerResponse, next: NextFunction): void {
     const reading = readRequest(req);
     // Whatever route it seems to name: an ambiguous spelling may name an image to another reader.
     if (reading.ambiguous !== null && reading.mayChange) {
-      next(glanceError(400, 'request.ambiguous', `This request cannot be read unambiguously: ${reading.ambiguous}.`, { headers: { Connection: 'close' } }));
+      next(ambiguousRequest(reading.ambiguous));
       return;
     }
     const id = reading.imageId;
@@ -228,30 +165,135 @@ export function locationGuard(options: LocationGuardOptions) {
       next();
       return;
     }
-    const method = reading.method;
-    let work: Promise<void> | null = null;
-    if (reading.route === 'image' && method === 'PATCH') {
-      // Glance compares its media types exactly; services that read other types, without regard to
-      // case, and a body parser may read any type (or none) as JSON.
-      const type = looseTypes ? reading.mediaType : reading.mediaTypeAsSent;
-      const draftType = Object.keys(PATCH_MEDIA_TYPES).find((t) => t === type);
-      if (draftType !== undefined) work = judgePatch(req, res, id, draftType);
-      else if (looseTypes) work = judgeLoosePatch(req, res, id, isJsonType(type));
-    } else if (reading.route === 'image-locations' && method === 'POST') {
-      // Glance 2024.2's call adds a location: Ocata's rule for an add, judged once its body is read
-      // (a body that trickles in holds no turn), and the race.
-      work = inspectBody(req, limit).then(() => judgeChange(req, res, id, (image) => (image.status === 'active' || image.status === 'queued' ? null : addConflict(image.status))));
-    } else if (reading.route === 'image-store' && method === 'DELETE') {
-      // Removing the image's data from one store removes a location: Glance (since Ussuri) allows it on active images only.
-      work = inspectBody(req, limit).then(() => judgeChange(req, res, id, (image) => (image.status === 'active' ? null : storeConflict())));
-    } else if ((reading.route === 'image-file' || reading.route === 'image-stage') && method === 'PUT') {
-      work = registerUpload(req, res, id);
-    } else if (reading.route === 'image-import' && method === 'POST') {
-      work = registerUpload(req, res, id);
-    }
+    const work = guardWork(config, req, res, reading, id);
     if (work === null) next();
     else work.then(() => next(), next);
   };
+}
+
+/** The 400 for a request that could change something and that the services may read differently. */
+function ambiguousRequest(why: string): GlanceError {
+  return glanceError(400, 'request.ambiguous', `This request cannot be read unambiguously: ${why}.`, { headers: { Connection: 'close' } });
+}
+
+/**
+ * What the guard does with a request that names image `id`: judge a location change (a PATCH of
+ * the record, an added location, data removed from a store), register an upload (data, stage,
+ * import), or nothing (null).
+ */
+function guardWork(config: GuardConfig, req: IncomingMessage, res: ServerResponse, reading: RequestReading, id: string): Promise<void> | null {
+  const { method, route } = reading;
+  if (route === 'image' && method === 'PATCH') {
+    // Glance compares its media types exactly; services that read other types, without regard to
+    // case, and a body parser may read any type (or none) as JSON.
+    const type = config.looseTypes ? reading.mediaType : reading.mediaTypeAsSent;
+    const draftType = Object.keys(PATCH_MEDIA_TYPES).find((t) => t === type);
+    if (draftType !== undefined) return judgePatch(config, req, res, id, draftType);
+    else if (config.looseTypes) return judgeLoosePatch(config, req, res, id, isJsonType(type));
+    return null;
+  }
+  if (route === 'image-locations' && method === 'POST') {
+    // Glance 2024.2's call adds a location: Ocata's rule for an add, judged once its body is read
+    // (a body that trickles in holds no turn), and the race.
+    return inspectBody(req, config.limit).then(() => judgeChange(config, req, res, id, (image) => (image.status === 'active' || image.status === 'queued' ? null : addConflict(image.status))));
+  }
+  if (route === 'image-store' && method === 'DELETE') {
+    // Removing the image's data from one store removes a location: Glance (since Ussuri) allows it on active images only.
+    return inspectBody(req, config.limit).then(() => judgeChange(config, req, res, id, (image) => (image.status === 'active' ? null : storeConflict())));
+  }
+  if ((route === 'image-file' || route === 'image-stage') && method === 'PUT') return registerUpload(config, req, res, id);
+  if (route === 'image-import' && method === 'POST') return registerUpload(config, req, res, id);
+  return null;
+}
+
+/** `error`, told to the `onRefused` hook (with the op and image status of a 409) before it is thrown. */
+function refuse(config: GuardConfig, req: IncomingMessage, imageId: string, error: GlanceError): GlanceError {
+  const { onRefused } = config;
+  if (onRefused) {
+    const conflict = error as Partial<LocationConflict>;
+    onRefused({ imageId, error, req, ...(conflict.op ? { op: conflict.op, imageStatus: conflict.imageStatus as string } : {}) });
+  }
+  return error;
+}
+
+/** A PATCH of the image record: judged when it touches `/locations`. */
+async function judgePatch(config: GuardConfig, req: IncomingMessage, res: ServerResponse, id: string, type: string): Promise<void> {
+  const body = await inspectBody(req, config.limit);
+  const ops = locationOps(parseImagePatch(body, type));
+  if (ops.length === 0) return;
+  await judgeChange(config, req, res, id, (image) => decideLocationPatch(ops, image, config.policy));
+}
+
+/**
+ * A PATCH of the image record in another media type than Glance's, which a service other than
+ * Glance may read as JSON: judged by {@link looseLocationOps}; a body it cannot read is refused
+ * when the media type says JSON (or says nothing), and left to the service otherwise.
+ */
+async function judgeLoosePatch(config: GuardConfig, req: IncomingMessage, res: ServerResponse, id: string, json: boolean): Promise<void> {
+  const body = await inspectBody(req, config.limit);
+  const ops = looseLocationOps(body, json);
+  if (ops.length === 0) return;
+  await judgeChange(config, req, res, id, (image) => decideLocationPatch(ops, image, config.policy));
+}
+
+/**
+ * A location change of image `id`: looked up with the caller's identity (not visible: the
+ * service answers, and nothing is registered), refused at once while an upload of the image runs
+ * through the suite, otherwise its turn taken and the image asked again, so that the status it is
+ * judged on is read while no upload of the image can start. The turn lasts until it is answered.
+ */
+async function judgeChange(config: GuardConfig, req: IncomingMessage, res: ServerResponse, id: string, decide: (image: LocationImage) => GlanceError | null): Promise<void> {
+  const { lookup } = config;
+  const seen = await lookup(id, req);
+  if (seen === null) return;
+  const turn = await lease(config.store, req, res, registryKey(seen), 'change');
+  if (turn === 'uploading') throw refuse(config, req, id, decide({ status: 'saving', locations: null }) ?? savingConflict());
+  const image = await lookup(id, req);
+  if (image === null) return;
+  const refusal = decide(image);
+  if (refusal) throw refuse(config, req, id, refusal);
+}
+
+/** An upload of image data: registered under the image's key once the caller may see it. */
+async function registerUpload(config: GuardConfig, req: IncomingMessage, res: ServerResponse, id: string): Promise<void> {
+  const { lookup } = config;
+  const image = await lookup(id, req);
+  if (image === null) return;
+  await lease(config.store, req, res, registryKey(image), 'upload');
+}
+
+/**
+ * Take a lease of `kind` on `key` for the request, held (renewed every {@link RENEW_MS}) until its
+ * answer is over, then released. A store that fails refuses the request (503); a lease that
+ * can no longer be renewed cuts the request: it is not left unguarded.
+ */
+async function lease(store: Store, req: IncomingMessage, res: ServerResponse, key: string, kind: LeaseKind): Promise<Lease | 'uploading'> {
+  let held: Lease | 'uploading';
+  try {
+    held = await store.acquire(key, kind, LEASE_MS);
+  } catch {
+    throw registryDown();
+  }
+  if (held === 'uploading') return held;
+  const taken = held;
+  const renewal = setInterval(() => {
+    store.renew(taken, LEASE_MS).then(
+      (renewed) => {
+        if (!renewed) cut();
+      },
+      () => cut(),
+    );
+  }, RENEW_MS).unref();
+  const cut = () => {
+    clearInterval(renewal);
+    req.destroy();
+    res.destroy();
+  };
+  whenAnswered(req, res, () => {
+    clearInterval(renewal);
+    store.release(taken).catch(() => undefined); // it runs out after its time to live
+  });
+  return taken;
 }
 
 /**
