@@ -5,9 +5,9 @@
 import { randomBytes } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Readable } from 'node:stream';
-import { edgeData } from '../http/body';
+import { edgeData, type GlanceEdgeRequestData } from '../http/body';
 import { headerValue } from '../http/media';
-import { decideRange, tooManyRanges, type ByteRange } from './decide';
+import { decideRange, tooManyRanges, type ByteRange, type RangeDecision } from './decide';
 import { checkOptions, option, type OptionChecks } from '../options';
 import { DEPRECATION_OPTIONS, deprecationSignal, signalLegacy, type DeprecationOptions, type NextFunction } from './legacy';
 
@@ -46,6 +46,9 @@ export interface ServeImageOptions {
   /** Deprecation signal for the legacy `Content-Range` request form; `false` to honour it silently as Glance does. */
   readonly deprecation?: DeprecationOptions | false;
 }
+
+/** How the legacy `Content-Range` request form is signalled: its headers and hook. */
+type DeprecationSignal = ReturnType<typeof deprecationSignal>;
 
 const OPTIONS: OptionChecks<ServeImageOptions> = {
   source: option.function('(req) => ImageData | null'),
@@ -159,13 +162,7 @@ export function serveImage(options: ServeImageOptions) {
 
   async function serve(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const edge = edgeData(req);
-    // The legacy form, as the client sent it (a legacyContentRange middleware may have rewritten it
-    // already). Signalled first, so that every answer to it, errors included, carries the signal.
-    let legacy = edge.legacyContentRange;
-    if (legacy === undefined && req.headers['content-range'] !== undefined) {
-      legacy = req.headers['content-range'];
-      if (signal) signalLegacy(req, res, signal);
-    }
+    const legacy = legacyForm(req, res, edge, signal);
     // Refused before the image is even looked up, unless an If-Range may make the Range moot.
     const tooMany = req.headers['if-range'] === undefined ? tooManyRanges(req.headers.range, maxRanges) : null;
     if (tooMany) throw tooMany;
@@ -175,16 +172,7 @@ export function serveImage(options: ServeImageOptions) {
       return;
     }
     const etag = data.etag ?? (data.checksum ? `"${data.checksum}"` : null);
-    // A Range that a legacyContentRange middleware wrote is not the client's: judge the legacy form.
-    const rewritten = edge.rangeFromLegacy !== undefined && req.headers.range === edge.rangeFromLegacy;
-    const decision = decideRange({
-      range: rewritten ? undefined : req.headers.range,
-      contentRange: legacy,
-      ifRange: headerValue(req, 'if-range'),
-      size: data.size,
-      etag,
-      maxRanges,
-    });
+    const decision = judgeRange(req, edge, legacy, data, etag, maxRanges);
     if (decision.kind === 'error') throw decision.error;
 
     res.setHeader('Accept-Ranges', 'bytes');
@@ -194,43 +182,8 @@ export function serveImage(options: ServeImageOptions) {
 
     // The source is opened before the status line goes out, so that a source that cannot be opened
     // is an error answer (e.g. the upstream's 502) rather than a cut connection.
-    if (decision.kind === 'whole') {
-      const opened = head || data.size === 0 ? undefined : await openAt(data, undefined);
-      res.writeHead(200, { 'Content-Type': 'application/octet-stream', 'Content-Length': String(data.size) });
-      if (opened) await sendRange(data, undefined, res, true, opened);
-      else res.end();
-      return;
-    }
-    const [first] = decision.ranges;
-    const opened = head || !first ? undefined : await openAt(data, first);
-    if (decision.ranges.length === 1 && first) {
-      res.writeHead(206, {
-        'Content-Type': 'application/octet-stream',
-        'Content-Range': `bytes ${first.start}-${first.end}/${data.size}`,
-        'Content-Length': String(first.end - first.start + 1),
-      });
-      if (opened) await sendRange(data, first, res, true, opened);
-      else res.end();
-      return;
-    }
-    const plan = multipartPlan(decision.ranges, data.size);
-    res.writeHead(206, { 'Content-Type': `multipart/byteranges; boundary=${plan.boundary}`, 'Content-Length': String(plan.length) });
-    if (!opened) {
-      res.end();
-      return;
-    }
-    try {
-      for (const [i, range] of decision.ranges.entries()) {
-        await write(res, plan.heads[i] as string);
-        await sendRange(data, range, res, false, i === 0 ? opened : await openAt(data, range));
-      }
-    } catch (err) {
-      // The first part's head may fail (the client left while the source was opened) before
-      // sendRange takes the source over; a source already spent is destroyed again harmlessly.
-      opened.stream.destroy();
-      throw err;
-    }
-    res.end(plan.tail);
+    if (decision.kind === 'whole') await sendWhole(data, res, head);
+    else await sendRanges(data, decision.ranges, res, head);
   }
 
   return function serveImage(req: IncomingMessage, res: ServerResponse, next: NextFunction): void {
@@ -239,4 +192,81 @@ export function serveImage(options: ServeImageOptions) {
       else next(err);
     });
   };
+}
+
+/**
+ * The legacy form, as the client sent it (a legacyContentRange middleware may have rewritten it
+ * already). Signalled first, so that every answer to it, errors included, carries the signal.
+ */
+function legacyForm(req: IncomingMessage, res: ServerResponse, edge: GlanceEdgeRequestData, signal: DeprecationSignal | null): string | undefined {
+  let legacy = edge.legacyContentRange;
+  if (legacy === undefined && req.headers['content-range'] !== undefined) {
+    legacy = req.headers['content-range'];
+    if (signal) signalLegacy(req, res, signal);
+  }
+  return legacy;
+}
+
+/** What to send of an image of `data.size` bytes, from the request's Range, If-Range and legacy form. */
+function judgeRange(req: IncomingMessage, edge: GlanceEdgeRequestData, legacy: string | undefined, data: ImageData, etag: string | null, maxRanges: number): RangeDecision {
+  // A Range that a legacyContentRange middleware wrote is not the client's: judge the legacy form.
+  const rewritten = edge.rangeFromLegacy !== undefined && req.headers.range === edge.rangeFromLegacy;
+  return decideRange({
+    range: rewritten ? undefined : req.headers.range,
+    contentRange: legacy,
+    ifRange: headerValue(req, 'if-range'),
+    size: data.size,
+    etag,
+    maxRanges,
+  });
+}
+
+/** 200 with the whole image (no body on HEAD or for an empty image: the source is not opened). */
+async function sendWhole(data: ImageData, res: ServerResponse, head: boolean): Promise<void> {
+  const opened = head || data.size === 0 ? undefined : await openAt(data, undefined);
+  res.writeHead(200, { 'Content-Type': 'application/octet-stream', 'Content-Length': String(data.size) });
+  if (opened) await sendRange(data, undefined, res, true, opened);
+  else res.end();
+}
+
+/** 206 with the `ranges` asked: one with `Content-Range`, several as `multipart/byteranges`. */
+async function sendRanges(data: ImageData, ranges: readonly ByteRange[], res: ServerResponse, head: boolean): Promise<void> {
+  const [first] = ranges;
+  const opened = head || !first ? undefined : await openAt(data, first);
+  if (ranges.length === 1 && first) {
+    res.writeHead(206, {
+      'Content-Type': 'application/octet-stream',
+      'Content-Range': `bytes ${first.start}-${first.end}/${data.size}`,
+      'Content-Length': String(first.end - first.start + 1),
+    });
+    if (opened) await sendRange(data, first, res, true, opened);
+    else res.end();
+    return;
+  }
+  await sendMultipart(data, ranges, res, opened);
+}
+
+/**
+ * 206 `multipart/byteranges` with each of `ranges` as a part, the first read from `opened` (absent
+ * on HEAD: the head only), each further one from the source opened again.
+ */
+async function sendMultipart(data: ImageData, ranges: readonly ByteRange[], res: ServerResponse, opened: OpenedData | undefined): Promise<void> {
+  const plan = multipartPlan(ranges, data.size);
+  res.writeHead(206, { 'Content-Type': `multipart/byteranges; boundary=${plan.boundary}`, 'Content-Length': String(plan.length) });
+  if (!opened) {
+    res.end();
+    return;
+  }
+  try {
+    for (const [i, range] of ranges.entries()) {
+      await write(res, plan.heads[i] as string);
+      await sendRange(data, range, res, false, i === 0 ? opened : await openAt(data, range));
+    }
+  } catch (err) {
+    // The first part's head may fail (the client left while the source was opened) before
+    // sendRange takes the source over; a source already spent is destroyed again harmlessly.
+    opened.stream.destroy();
+    throw err;
+  }
+  res.end(plan.tail);
 }
