@@ -111,10 +111,42 @@ export function createMetrics(options: MetricsOptions = {}): EdgeMetrics {
   const legacyClients = options.legacyClients ?? 20;
   if (own) defaultMetrics(registry, prefix, options.gcMetrics ?? false);
 
+  // Registered in this order, the order of the exposition.
   const registers = [registry];
   // Answers are counted in a plain map and handed to prom-client at scrape time: a labelled
   // inc() per request (hashing its labels) was a measurable share of a small forwarded request.
   const answered = new Map<string, number>();
+  answersCounter(prefix, registers, answered);
+  const conflicts = conflictsCounter(prefix, registers);
+  const legacy = legacyCounter(prefix, registers, legacyClients);
+  const latency = latencyHistogram(prefix, registers);
+  // Bound once: observe() with a labels object hashes the labels at every call.
+  const byKind = { lookup: latency.labels('lookup'), forward: latency.labels('forward'), data: latency.labels('data') };
+  const failures = new Counter({ name: `${prefix}lookup_failures_total`, help: 'Image lookups that failed, by error type (the change was refused).', labelNames: ['type'], registers });
+  const stores: Store[] = [];
+  uploadsGauge(prefix, registers, stores);
+  reclaimCounter(prefix, registers);
+  const clients = new Set<string>();
+
+  const metrics: EdgeMetrics = {
+    registry,
+    requests: () => countAnswers(answered),
+    onRefused: (refusal) => countConflict(conflicts, refusal),
+    onLegacyRange: (use) => countLegacyRange(legacy, clients, legacyClients, use),
+    upstream: (kind, seconds) => byKind[kind].observe(seconds),
+    lookupFailure: (type) => failures.inc({ type }),
+    trackUploads: (store) => {
+      if (!stores.includes(store)) stores.push(store);
+    },
+    observeLookup: (lookup) => timedLookup(lookup, metrics),
+  };
+  return metrics;
+}
+
+type Registers = Registry[];
+
+/** `http_requests_total`: the answers counted in `answered` (by `method route status`), handed over at scrape time. */
+function answersCounter(prefix: string, registers: Registers, answered: ReadonlyMap<string, number>): void {
   new Counter({
     name: `${prefix}http_requests_total`,
     help: 'Answers by method, route group and status.',
@@ -128,29 +160,41 @@ export function createMetrics(options: MetricsOptions = {}): EdgeMetrics {
       }
     },
   });
-  const conflicts = new Counter({
+}
+
+/** `location_conflicts_total`: location changes refused with 409. */
+function conflictsCounter(prefix: string, registers: Registers) {
+  return new Counter({
     name: `${prefix}location_conflicts_total`,
     help: 'Location changes refused with 409, by op and image status.',
     labelNames: ['op', 'image_status'],
     registers,
   });
-  const legacy = new Counter({
+}
+
+/** `legacy_content_range_requests_total`: downloads with the legacy form, by client. */
+function legacyCounter(prefix: string, registers: Registers, legacyClients: number) {
+  return new Counter({
     name: `${prefix}legacy_content_range_requests_total`,
     help: `Downloads using the deprecated Content-Range request header, by client (User-Agent product; beyond ${legacyClients} distinct clients: other).`,
     labelNames: ['client'],
     registers,
   });
-  const latency = new Histogram({
+}
+
+/** `upstream_latency_seconds`: how long the upstream took to start answering, by kind. */
+function latencyHistogram(prefix: string, registers: Registers) {
+  return new Histogram({
     name: `${prefix}upstream_latency_seconds`,
     help: 'Time the upstream image service took to start answering: lookup, forwarded request, image data.',
     labelNames: ['kind'],
     buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
     registers,
   });
-  // Bound once: observe() with a labels object hashes the labels at every call.
-  const byKind = { lookup: latency.labels('lookup'), forward: latency.labels('forward'), data: latency.labels('data') };
-  const failures = new Counter({ name: `${prefix}lookup_failures_total`, help: 'Image lookups that failed, by error type (the change was refused).', labelNames: ['type'], registers });
-  const stores: Store[] = [];
+}
+
+/** `uploads_in_flight`: what the `stores` tracked tell of their uploads, at scrape time. */
+function uploadsGauge(prefix: string, registers: Registers, stores: readonly Store[]): void {
   new Gauge({
     name: `${prefix}uploads_in_flight`,
     help: 'Images with an upload of data in flight through the suite.',
@@ -159,6 +203,10 @@ export function createMetrics(options: MetricsOptions = {}): EdgeMetrics {
       this.set(stores.reduce((n, s) => n + (s.uploading?.() ?? 0), 0));
     },
   });
+}
+
+/** `reclaim_collections_total`: the collections reclaimStreamedData ran, at scrape time. */
+function reclaimCounter(prefix: string, registers: Registers): void {
   new Counter({
     name: `${prefix}reclaim_collections_total`,
     help: 'Minor garbage collections run to free streamed image data (reclaimStreamedData).',
@@ -168,51 +216,50 @@ export function createMetrics(options: MetricsOptions = {}): EdgeMetrics {
       this.inc(reclaimCollections());
     },
   });
-  const clients = new Set<string>();
+}
 
-  const metrics: EdgeMetrics = {
-    registry,
-    requests: () =>
-      function countRequests(req, res, next) {
-        // 'close' comes once per answer, after 'finish' or when the connection was cut.
-        res.once('close', () => {
-          const key = `${METHODS.has(req.method ?? '') ? (req.method as string) : 'other'} ${routeGroup(req)} ${res.statusCode}`;
-          answered.set(key, (answered.get(key) ?? 0) + 1);
-        });
-        next();
-      },
-    onRefused: (refusal) => {
-      if (refusal.op === undefined) return;
-      const status = refusal.imageStatus ?? 'unknown';
-      conflicts.inc({ op: refusal.op, image_status: STATUSES.has(status) ? status : 'other' });
-    },
-    onLegacyRange: (use) => {
-      let client = clientName(use.userAgent);
-      if (!clients.has(client)) {
-        if (clients.size < legacyClients) clients.add(client);
-        else client = 'other';
-      }
-      legacy.inc({ client });
-    },
-    upstream: (kind, seconds) => byKind[kind].observe(seconds),
-    lookupFailure: (type) => failures.inc({ type }),
-    trackUploads: (store) => {
-      if (!stores.includes(store)) stores.push(store);
-    },
-    observeLookup: (lookup) =>
-      async function observedLookup(id, req) {
-        const started = process.hrtime.bigint();
-        try {
-          return await lookup(id, req);
-        } catch (err) {
-          metrics.lookupFailure(isGlanceError(err) ? err.type : 'error');
-          throw err;
-        } finally {
-          metrics.upstream('lookup', Number(process.hrtime.bigint() - started) / 1e9);
-        }
-      },
+/** The middleware counting each answer in `answered` by method, route group and status, once it is over. */
+function countAnswers(answered: Map<string, number>): ReturnType<EdgeMetrics['requests']> {
+  return function countRequests(req, res, next) {
+    // 'close' comes once per answer, after 'finish' or when the connection was cut.
+    res.once('close', () => {
+      const key = `${METHODS.has(req.method ?? '') ? (req.method as string) : 'other'} ${routeGroup(req)} ${res.statusCode}`;
+      answered.set(key, (answered.get(key) ?? 0) + 1);
+    });
+    next();
   };
-  return metrics;
+}
+
+/** Count a refusal that is a 409 by its op and image status (a status outside Glance's as `other`). */
+function countConflict(conflicts: Counter, refusal: LocationRefusal): void {
+  if (refusal.op === undefined) return;
+  const status = refusal.imageStatus ?? 'unknown';
+  conflicts.inc({ op: refusal.op, image_status: STATUSES.has(status) ? status : 'other' });
+}
+
+/** Count a legacy range request by its client: the first `legacyClients` distinct ones by name, the rest as `other`. */
+function countLegacyRange(legacy: Counter, clients: Set<string>, legacyClients: number, use: LegacyUse): void {
+  let client = clientName(use.userAgent);
+  if (!clients.has(client)) {
+    if (clients.size < legacyClients) clients.add(client);
+    else client = 'other';
+  }
+  legacy.inc({ client });
+}
+
+/** `lookup`, timed as an upstream `lookup` and with its failures counted by type, through `metrics`. */
+function timedLookup(lookup: ImageLookup, metrics: EdgeMetrics): ImageLookup {
+  return async function observedLookup(id, req) {
+    const started = process.hrtime.bigint();
+    try {
+      return await lookup(id, req);
+    } catch (err) {
+      metrics.lookupFailure(isGlanceError(err) ? err.type : 'error');
+      throw err;
+    } finally {
+      metrics.upstream('lookup', Number(process.hrtime.bigint() - started) / 1e9);
+    }
+  };
 }
 
 /** The given listeners as one (those given as false or undefined left out): hooks of the options, logs and metrics. */
