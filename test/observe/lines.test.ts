@@ -74,7 +74,7 @@ describe('lineBuffer', () => {
   });
 
   it('should drop lines, say so once on stderr and go on when its reader is gone', () => {
-    const logs = path.join(ROOT, 'dist', 'observe', 'logs.js');
+    const logs = path.join(ROOT, 'dist', 'server', 'observe', 'logs.js');
     // stdout a pipe whose reader has closed: every write is EPIPE.
     const script = `process.stdout.destroy(); const { lineBuffer } = require(${JSON.stringify(logs)}); const out = lineBuffer(1, 1024, 64);
       for (let i = 0; i < 100; i++) out.write('{"i":' + i + '}\\n'); out.flush(); process.stderr.write('still here\\n');`;
@@ -86,7 +86,7 @@ describe('lineBuffer', () => {
   });
 
   it('should write what it holds when the process exits, through createLogger on stdout', () => {
-    const logs = path.join(ROOT, 'dist', 'observe', 'logs.js');
+    const logs = path.join(ROOT, 'dist', 'server', 'observe', 'logs.js');
     const out = execFileSync(process.execPath, ['-e', `const { createLogger } = require(${JSON.stringify(logs)}); const l = createLogger(); for (let i = 0; i < 3; i++) l.info({ i }, 'line'); process.exit(0);`], {
       encoding: 'utf8',
     });
