@@ -80,6 +80,8 @@ Commands:
                                              race registry through the primary process
           --peers BOOL                       other sidecars front the same service: warn when
                                              the race registry is not shared (default false)
+          --lease-ttl MS                     how long a lease in the race registry lasts unless
+                                             renewed (every third of it; default 30000)
           --store URL                        the race registry in Redis, shared by every sidecar:
                                              redis://[user@]host:port/db or rediss://
           --store-password P                 its password (better: GLANCE_EDGE_STORE_PASSWORD)
@@ -91,7 +93,7 @@ Commands:
           --config FILE                      a JSON file with any of: upstream, port, host,
                                              showMultipleLocations, maxRanges, legacyUpstream,
                                              timeout, headerTimeout, idleTimeout, workers, peers,
-                                             store, storePassword, storePrefix, storeTimeout,
+                                             leaseTtl, store, storePassword, storePrefix, storeTimeout,
                                              storeCa, storeSentinels, storeSentinelMaster,
                                              diskFormats, containerFormats
           Flags win over GLANCE_EDGE_UPSTREAM, GLANCE_EDGE_PORT, GLANCE_EDGE_HOST (and the others
@@ -128,6 +130,7 @@ const PROXY_FLAGS = [
   'idle-timeout',
   'workers',
   'peers',
+  'lease-ttl',
   'store',
   'store-password',
   'store-prefix',
@@ -500,6 +503,8 @@ async function proxy(flags: ReadonlyMap<string, string>): Promise<void> {
   const containerFormats = formatList(fromFile('containerFormats'));
   const workers = workerCount(given('workers'));
   const peers = bool(given('peers'), false);
+  const leaseTtlGiven = given('lease-ttl');
+  const leaseTtl = leaseTtlGiven === undefined ? undefined : integer(leaseTtlGiven, 30_000, 300, MAX_MS);
   const storeOptions = redisStoreOptions(given);
   const logger = createLogger();
   if (workers > 1 && !isWorker()) {
@@ -521,6 +526,7 @@ async function proxy(flags: ReadonlyMap<string, string>): Promise<void> {
     metrics,
     ...(inCluster ? { store: workerStore(shared, 2000), servedMetrics: workerMetrics(metrics.registry) } : shared ? { store: shared } : {}),
     peers,
+    ...(leaseTtl === undefined ? {} : { leaseTtl }),
   });
   const server = createServer(handler, timeouts);
   if (inCluster) await serve('proxy worker', logger, server, host, listenPort, { upstream }, () => workerListening(server, logger));

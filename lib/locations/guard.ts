@@ -44,6 +44,12 @@ export interface LocationGuardOptions {
    * as Glance does.
    */
   readonly patchMediaTypes?: 'glance' | 'json';
+  /**
+   * How long a lease in the race registry lasts unless renewed, in ms; a held lease is renewed every
+   * third of it, so a renewal may fail twice before the lease runs out. Default 30000: a holder that
+   * dies (a sidecar killed mid-upload) frees its image within 30 s.
+   */
+  readonly leaseTtl?: number;
 }
 
 /** A location change the guard refused. */
@@ -67,6 +73,7 @@ const GUARD_OPTIONS: OptionChecks<LocationGuardOptions> = {
   caseSensitive: option.boolean,
   strict: option.boolean,
   patchMediaTypes: option.oneOf('json', 'glance'),
+  leaseTtl: option.integer(300, 86_400_000, 'milliseconds'),
 };
 
 /** Whether a (lower-cased) media type says its body is JSON, or says nothing. */
@@ -124,6 +131,7 @@ interface GuardConfig {
   readonly strict: boolean;
   /** PATCH bodies in other media types than Glance's are judged too (`patchMediaTypes: 'json'`). */
   readonly looseTypes: boolean;
+  readonly leaseTtl: number;
 }
 
 /** The options checked, with their defaults. */
@@ -140,6 +148,7 @@ function guardConfig(options: LocationGuardOptions): GuardConfig {
     caseSensitive: options.caseSensitive ?? false,
     strict: options.strict ?? false,
     looseTypes: (options.patchMediaTypes ?? 'json') === 'json',
+    leaseTtl: options.leaseTtl ?? LEASE_MS,
   };
 }
 
@@ -246,7 +255,7 @@ async function judgeChange(config: GuardConfig, req: IncomingMessage, res: Serve
   const { lookup } = config;
   const seen = await lookup(id, req);
   if (seen === null) return;
-  const turn = await lease(config.store, req, res, registryKey(seen), 'change');
+  const turn = await lease(config, req, res, registryKey(seen), 'change');
   if (turn === 'uploading') throw refuse(config, req, id, decide({ status: 'saving', locations: null }) ?? savingConflict());
   const image = await lookup(id, req);
   if (image === null) return;
@@ -259,31 +268,31 @@ async function registerUpload(config: GuardConfig, req: IncomingMessage, res: Se
   const { lookup } = config;
   const image = await lookup(id, req);
   if (image === null) return;
-  await lease(config.store, req, res, registryKey(image), 'upload');
+  await lease(config, req, res, registryKey(image), 'upload');
 }
 
 /**
- * Take a lease of `kind` on `key` for the request, held (renewed every {@link RENEW_MS}) until its
- * answer is over, then released. A store that fails refuses the request (503); a lease that
- * can no longer be renewed cuts the request: it is not left unguarded.
+ * Take a lease of `kind` on `key` for the request, held (renewed every third of its time to live)
+ * until its answer is over, then released. A store that fails refuses the request (503); a lease
+ * that can no longer be renewed cuts the request: it is not left unguarded.
  */
-async function lease(store: Store, req: IncomingMessage, res: ServerResponse, key: string, kind: LeaseKind): Promise<Lease | 'uploading'> {
+async function lease({ store, leaseTtl }: GuardConfig, req: IncomingMessage, res: ServerResponse, key: string, kind: LeaseKind): Promise<Lease | 'uploading'> {
   let held: Lease | 'uploading';
   try {
-    held = await store.acquire(key, kind, LEASE_MS);
+    held = await store.acquire(key, kind, leaseTtl);
   } catch {
     throw registryDown();
   }
   if (held === 'uploading') return held;
   const taken = held;
   const renewal = setInterval(() => {
-    store.renew(taken, LEASE_MS).then(
+    store.renew(taken, leaseTtl).then(
       (renewed) => {
         if (!renewed) cut();
       },
       () => cut(),
     );
-  }, RENEW_MS).unref();
+  }, Math.floor(leaseTtl / 3)).unref();
   const cut = () => {
     clearInterval(renewal);
     req.destroy();
@@ -349,9 +358,8 @@ function readableByJavaScript(text: Buffer): boolean {
   }
 }
 
-/** A lease's time to live, and how often a held lease is renewed. */
+/** A lease's time to live by default (renewed every third of it). */
 const LEASE_MS = 30_000;
-const RENEW_MS = 10_000;
 
 /** The answer when the race registry cannot be asked: the change or upload is not let through unguarded. */
 function registryDown(): GlanceError {

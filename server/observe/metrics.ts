@@ -100,6 +100,8 @@ export interface EdgeMetrics {
   trackUploads(store: Store): void;
   /** `lookup`, timed and with its failures counted. */
   observeLookup(lookup: ImageLookup): ImageLookup;
+  /** `store`, its calls timed and their failures counted, the leases this process holds through it gauged. */
+  observeStore(store: Store): Store;
 }
 
 /** Create the suite's metrics. */
@@ -125,6 +127,7 @@ export function createMetrics(options: MetricsOptions = {}): EdgeMetrics {
   const failures = new Counter({ name: `${prefix}lookup_failures_total`, help: 'Image lookups that failed, by error type (the change was refused).', labelNames: ['type'], registers });
   const stores: Store[] = [];
   uploadsGauge(prefix, registers, stores);
+  const registryMetrics = registryInstruments(prefix, registers);
   reclaimCounter(prefix, registers);
   const clients = new Set<string>();
 
@@ -139,6 +142,7 @@ export function createMetrics(options: MetricsOptions = {}): EdgeMetrics {
       if (!stores.includes(store)) stores.push(store);
     },
     observeLookup: (lookup) => timedLookup(lookup, metrics),
+    observeStore: (store) => observedStore(store, registryMetrics),
   };
   return metrics;
 }
@@ -191,6 +195,71 @@ function latencyHistogram(prefix: string, registers: Registers) {
     buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
     registers,
   });
+}
+
+interface RegistryInstruments {
+  readonly seconds: Histogram<'op'>;
+  readonly errors: Counter<'op'>;
+  readonly held: Gauge<'kind'>;
+}
+
+/**
+ * `registry_seconds`, `registry_errors_total`, `registry_leases_held`: how long the race
+ * registry's calls take, which fail (each failure refused a change or an upload with 503, or cut
+ * one), and the leases this process holds.
+ */
+function registryInstruments(prefix: string, registers: Registers): RegistryInstruments {
+  return {
+    seconds: new Histogram({
+      name: `${prefix}registry_seconds`,
+      help: 'Time the race registry took to answer, by call (acquire includes waiting for a turn).',
+      labelNames: ['op'],
+      buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+      registers,
+    }),
+    errors: new Counter({ name: `${prefix}registry_errors_total`, help: 'Calls to the race registry that failed, by call.', labelNames: ['op'], registers }),
+    held: new Gauge({ name: `${prefix}registry_leases_held`, help: 'Leases this process holds in the race registry, by kind.', labelNames: ['kind'], registers }),
+  };
+}
+
+/** `store` with its calls measured (see registryInstruments). */
+function observedStore(store: Store, m: RegistryInstruments): Store {
+  const timed = async <T>(op: string, call: () => Promise<T>): Promise<T> => {
+    const started = process.hrtime.bigint();
+    try {
+      return await call();
+    } catch (err) {
+      m.errors.inc({ op });
+      throw err;
+    } finally {
+      m.seconds.observe({ op }, Number(process.hrtime.bigint() - started) / 1e9);
+    }
+  };
+  const held = new Set<string>();
+  const observed: Store = {
+    local: store.local,
+    acquire: async (key, kind, ttl) => {
+      const lease = await timed('acquire', () => store.acquire(key, kind, ttl));
+      if (lease !== 'uploading') {
+        held.add(lease.token);
+        m.held.inc({ kind });
+      }
+      return lease;
+    },
+    renew: async (lease, ttl) => {
+      const renewed = await timed('renew', () => store.renew(lease, ttl));
+      if (!renewed && held.delete(lease.token)) m.held.dec({ kind: lease.kind });
+      return renewed;
+    },
+    release: async (lease) => {
+      if (held.delete(lease.token)) m.held.dec({ kind: lease.kind });
+      await timed('release', () => store.release(lease));
+    },
+  };
+  const { uploading, ping } = store;
+  if (uploading) Object.assign(observed, { uploading: () => uploading.call(store) });
+  if (ping) Object.assign(observed, { ping: () => ping.call(store) });
+  return observed;
 }
 
 /** `uploads_in_flight`: what the `stores` tracked tell of their uploads, at scrape time. */

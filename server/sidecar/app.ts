@@ -58,6 +58,8 @@ export interface SidecarOptions {
    * requests that pass through it. Default false.
    */
   readonly peers?: boolean;
+  /** How long a lease in the race registry lasts unless renewed (locationGuard's `leaseTtl`). Default 30000. */
+  readonly leaseTtl?: number;
 }
 
 const facts = new WeakMap<IncomingMessage, ImageFacts>();
@@ -95,6 +97,7 @@ const SIDECAR_OPTIONS: OptionChecks<SidecarOptions> = {
   servedMetrics: option.object('a prom-client Registry', (v) => v instanceof Registry),
   store: option.object('a Store (acquire, renew, release, local)', isStore),
   peers: option.boolean,
+  leaseTtl: option.integer(300, 86_400_000, 'milliseconds'),
 };
 
 type Middleware = (req: IncomingMessage, res: ServerResponse, next: (err?: unknown) => void) => void;
@@ -111,7 +114,8 @@ type Middleware = (req: IncomingMessage, res: ServerResponse, next: (err?: unkno
  */
 export function createSidecar(options: SidecarOptions): (req: IncomingMessage, res: ServerResponse, next?: (err?: unknown) => void) => void {
   checkOptions('createSidecar', options, SIDECAR_OPTIONS, ['upstream']);
-  const store = options.store ?? new MemoryStore();
+  const given = options.store ?? new MemoryStore();
+  const store = options.metrics ? options.metrics.observeStore(given) : given;
   if (options.peers && store.local) {
     options.logger?.warn(
       { event: 'store.local' },
@@ -178,7 +182,15 @@ function suiteRoutes(options: SidecarOptions, client: UpstreamClient, store: Sto
   if (metrics) routes.get('/metrics', metricsEndpoint(options.servedMetrics ?? metrics.registry));
   routes.get('/healthz', healthz(options.upstream, client, store));
   routes.get(['/', '/versions'], versionLinks(client));
-  routes.use(locationGuard({ lookup, showMultipleLocations: options.showMultipleLocations ?? true, store, onRefused }));
+  routes.use(
+    locationGuard({
+      lookup,
+      showMultipleLocations: options.showMultipleLocations ?? true,
+      store,
+      onRefused,
+      ...(options.leaseTtl === undefined ? {} : { leaseTtl: options.leaseTtl }),
+    }),
+  );
   routes.use(imageFormats(formats));
   routes.use(imageSchemas(formats));
   routes.use(hypervisorMetadefs());
