@@ -1,5 +1,6 @@
 // The harness's plumbing: processes (started pinned to a CPU, ready when their own output says so,
-// all stopped however the run ends), free ports, VmHWM, bounded HTTP probes, wrk runs.
+// all stopped however the run ends), free ports, VmHWM and CPU time of process trees, bounded HTTP
+// probes, wrk runs.
 'use strict';
 const { spawn, spawnSync } = require('node:child_process');
 const crypto = require('node:crypto');
@@ -205,6 +206,43 @@ function childrenOf(pid) {
   }
 }
 
+/** `pid` and its descendants (a cluster primary and its workers), `pid` first. */
+function processTree(pid) {
+  const out = [pid];
+  for (let i = 0; i < out.length; i++) for (const kid of childrenOf(out[i])) if (!out.includes(kid)) out.push(kid);
+  return out;
+}
+
+let clockTicks = null;
+/** Clock ticks per second of /proc/PID/stat's times (USER_HZ, `getconf CLK_TCK`). */
+function ticksPerSecond() {
+  if (clockTicks === null) {
+    const r = spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8', timeout: 5_000 });
+    const n = Number(String(r.stdout ?? '').trim());
+    clockTicks = Number.isInteger(n) && n > 0 ? n : 100;
+  }
+  return clockTicks;
+}
+
+/**
+ * CPU time used so far by `pid` and its descendants: the sum of utime + stime (fields 14 and 15 of
+ * /proc/PID/stat) over the tree, in ms; with the pids it was read from.
+ */
+function treeCpu(pid) {
+  const pids = processTree(pid);
+  let ticks = 0;
+  for (const p of pids) {
+    try {
+      const stat = fs.readFileSync(`/proc/${p}/stat`, 'utf8');
+      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' '); // f[0] is field 3 (state)
+      ticks += Number(f[11]) + Number(f[12]);
+    } catch {
+      /* gone */
+    }
+  }
+  return { ms: (ticks * 1000) / ticksPerSecond(), pids };
+}
+
 /** VmHWM (peak resident set) of `pid` in MB (10^6 bytes), or null when it cannot be read. */
 function vmHWM(pid) {
   try {
@@ -213,6 +251,15 @@ function vmHWM(pid) {
   } catch {
     return null;
   }
+}
+
+/**
+ * The sum of the VmHWM of `pid` and its descendants in MB: the peak of a single process, and for a
+ * cluster primary with its workers the sum of each one's own peak (peaks that may not coincide).
+ */
+function treeVmHWM(pid) {
+  const all = processTree(pid).map(vmHWM).filter((x) => x !== null);
+  return all.length ? Math.round(all.reduce((a, b) => a + b, 0) * 10) / 10 : null;
 }
 
 /** A port free right now on 127.0.0.1 (bound on port 0, then released): for nginx. */
@@ -406,7 +453,10 @@ module.exports = {
   stopAll,
   installCleanup,
   childrenOf,
+  processTree,
+  treeCpu,
   vmHWM,
+  treeVmHWM,
   freePort,
   waitPort,
   request,

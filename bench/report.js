@@ -1,6 +1,7 @@
 #!/usr/bin/env node
-// Tables from a results file of bench/run.js: medians per peer, each round's figure, peak RSS, the
-// targets of bench/suites.js shown met / missed, and the ratios between peers.
+// Tables from a results file of bench/run.js: medians per peer, each round's figure, peak RSS, CPU
+// time per answer and Redis round trips where measured, the targets of bench/suites.js shown
+// met / missed, and the ratios between peers.
 //
 //   node bench/report.js [FILE]     (default: the newest bench/results/*.json)
 'use strict';
@@ -15,7 +16,7 @@ function median(xs) {
   return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
 }
 
-const METRIC = { rps: 'req/s', mbps: 'MB/s', rss: 'peak RSS MB' };
+const METRIC = { rps: 'req/s', mbps: 'MB/s', rss: 'peak RSS MB', cpu_us_per_req: 'CPU µs per request', p99_ms: 'p99 ms' };
 
 /** The median of `metric` over a peer's successful rounds (rss: the suite's peak RSS). */
 function figure(result, { suite, workload, metric, a }) {
@@ -56,8 +57,11 @@ function render(result) {
     for (const [wname, w] of Object.entries(s.workloads ?? {})) {
       const main = wname === 'download' ? 'mbps' : 'rps';
       const client = name === 'clients';
+      const cpu = w.rounds.some((r) => r.cpu_us_per_req !== undefined);
       out.push(`-- ${wname}: ${w.what}, ${w.conns} ${client ? 'in flight' : 'connections'}`);
-      const rows = [['peer', 'req/s', 'MB/s', ...(client ? [] : ['p50 ms', 'p99 ms']), 'peak RSS MB', `rounds (${METRIC[main]})`, 'failed']];
+      const rows = [
+        ['peer', 'req/s', 'MB/s', ...(client ? [] : ['p50 ms', 'p99 ms']), ...(cpu ? ['CPU µs/req', 'CPUs used', 'procs'] : []), 'peak RSS MB', `rounds (${METRIC[main]})`, ...(cpu ? ['rounds (CPU µs/req)'] : []), 'failed'],
+      ];
       const peers = Object.keys(s.peers ?? {});
       for (const peer of peers) {
         const rounds = w.rounds.filter((r) => r.peer === peer);
@@ -70,21 +74,40 @@ function render(result) {
           fmt(median(ok.map((r) => r.rps)), 0),
           fmt(median(ok.map((r) => r.mbps))),
           ...(client ? [] : [fmt(median(ok.map((r) => r.p50_ms))), fmt(median(ok.map((r) => r.p99_ms)))]),
+          ...(cpu ? [fmt(median(ok.map((r) => r.cpu_us_per_req)), 1), fmt(median(ok.map((r) => r.cpu_util)), 2), String(ok[0]?.processes ?? '-')] : []),
           fmt(rss, 1),
           rounds.map((r) => (r.ok ? fmt(r[main], 0) : 'FAIL')).join(' '),
+          ...(cpu ? [rounds.map((r) => (r.ok ? fmt(r.cpu_us_per_req, 1) : 'FAIL')).join(' ')] : []),
           bad ? String(bad) : '',
         ]);
       }
       out.push(table(rows));
       for (const r of w.rounds.filter((x) => !x.ok)) out.push(`   ${r.peer} round ${r.round} FAILED: ${r.error}`);
+      // Round trips to Redis, timed with no load right after each measured round of a Redis peer.
+      for (const peer of Object.keys(s.peers ?? {})) {
+        const ok = w.rounds.filter((r) => r.peer === peer && r.ok && r.redis_rtt_p50_ms !== undefined);
+        if (!ok.length) continue;
+        const pings = ok.reduce((a, r) => a + r.redis_pings, 0);
+        out.push(
+          `   Redis round trip after each ${peer} round (PING, no load): p50 ${fmt(median(ok.map((r) => r.redis_rtt_p50_ms)), 3)} ms, p99 ${fmt(median(ok.map((r) => r.redis_rtt_p99_ms)), 3)} ms (medians over rounds, ${pings} PINGs); Redis scripts per answer ${fmt(median(ok.map((r) => r.redis_scripts / r.requests)), 2)}`,
+        );
+      }
     }
     const labels = Object.entries(s.peers ?? {}).map(([p, d]) => `   ${p}: ${d.label}`);
     if (labels.length) out.push(...labels);
+    if (s.redis) out.push(`   redis: ${s.redis.label}, CPU ${s.redis.cpu}, peak RSS ${fmt(s.peak_rss_mb?.redis, 1)} MB`);
   }
 
   const ratioLine = (t) => {
     const a = figure(result, t);
     if (t.metric === 'rss') return { text: `${t.suite}: ${t.a} ${METRIC.rss} = ${fmt(a, 1)}`, value: a };
+    if (t.budget) {
+      const b = figure(result, { ...t, a: t.b });
+      const rtt = figure(result, { ...t, metric: t.budget.rtt });
+      const limit = b !== null && rtt !== null ? b + t.budget.rtts * rtt + t.budget.ms : null;
+      const text = `${t.suite} ${t.workload}: ${t.a} ${METRIC[t.metric]} = ${fmt(a, 2)}; ${t.b}'s + ${t.budget.rtts} × Redis round trip + ${t.budget.ms} ms = ${fmt(b, 2)} + ${t.budget.rtts} × ${fmt(rtt, 3)} + ${t.budget.ms}`;
+      return { text, value: a, limit };
+    }
     const b = figure(result, { ...t, a: t.b });
     const v = a !== null && b ? a / b : null;
     return { text: `${t.suite} ${t.workload}: ${t.a} / ${t.b} ${METRIC[t.metric]} = ${fmt(v, 2)}`, value: v };
@@ -97,11 +120,24 @@ function render(result) {
     out.push('== targets');
     const rows = [];
     for (const t of targets) {
-      const { text, value } = ratioLine(t);
-      const goal = t.min !== undefined ? `>= ${t.min}` : `< ${t.max}`;
-      const ok = value !== null && (t.min !== undefined ? value >= t.min : value < t.max);
+      const { text, value, limit } = ratioLine(t);
+      let goal;
+      let ok;
+      if (t.budget) {
+        goal = `<= ${fmt(limit, 2)}`;
+        ok = value !== null && limit !== null && value <= limit;
+      } else if (t.min !== undefined) {
+        goal = `>= ${t.min}`;
+        ok = value !== null && value >= t.min;
+      } else if (t.atMost !== undefined) {
+        goal = `<= ${t.atMost}`;
+        ok = value !== null && value <= t.atMost;
+      } else {
+        goal = `< ${t.max}`;
+        ok = value !== null && value < t.max;
+      }
       if (!ok) missed++;
-      rows.push([text, `(target ${goal})`, value === null ? 'NO FIGURE' : ok ? 'met' : 'MISSED']);
+      rows.push([text, `(target ${goal})`, value === null || (t.budget && limit === null) ? 'NO FIGURE' : ok ? 'met' : 'MISSED']);
     }
     out.push(table(rows));
   }

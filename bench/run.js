@@ -2,7 +2,7 @@
 // The bench harness: runs the suites of bench/suites.js against the built servers (dist/), writes
 // every figure to bench/results/<ISO time>.json and prints the report (bench/report.js).
 //
-//   npm run bench [-- --suite small,download,ranges,clients] [--quick] [--rounds N] [--duration S]
+//   npm run bench [-- --suite small,download,ranges,clients,workers,registry] [--quick] [--rounds N] [--duration S]
 //                   [--warmup S] [--image-mib N] [--server-cpu N] [--load-cpu N] [--keep] [--out FILE]
 //
 // See bench/README.md.
@@ -96,11 +96,13 @@ function has(cmd) {
 
 function prerequisites(suites) {
   const needNginx = suites.some((n) => ['small', 'download', 'ranges'].includes(n));
+  const needRedis = suites.includes('registry');
   const nginxBin = () => (has('nginx') ? 'nginx' : fs.existsSync('/usr/sbin/nginx') ? '/usr/sbin/nginx' : null);
   const missing = [];
   if (!has('wrk')) missing.push('wrk');
   if (!has('taskset')) missing.push('util-linux');
   if (needNginx && !nginxBin()) missing.push('nginx-light');
+  if (needRedis && !has('redis-server')) missing.push('redis-server');
   if (missing.length) {
     log(`apt-get install ${missing.join(' ')}`);
     const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
@@ -135,7 +137,7 @@ const peerFile = (f) => path.join(PEER_DIR, f);
 const PEERS = {
   sidecar: {
     label: 'glance-edge proxy (sidecar; defaults: metrics, logs, request ids, guard)',
-    cmd: (ctx) => ['node', [...ctx.nodeFlags, CLI, 'proxy', '--upstream', ctx.upstream, '--port', '0']],
+    cmd: (ctx, extra = []) => ['node', [...ctx.nodeFlags, CLI, 'proxy', '--upstream', ctx.upstream, '--port', '0', ...extra]],
   },
   hpm: { label: 'http-proxy-middleware in Express, keep-alive agent', cmd: (ctx) => ['node', [peerFile('hpm-proxy.js'), ctx.upstream]] },
   node: { label: 'bare node:http proxy, keep-alive agent', cmd: (ctx) => ['node', [peerFile('node-proxy.js'), ctx.upstream]] },
@@ -198,7 +200,9 @@ function peersOf(suite, ctx) {
       skipped[entry.name] = `the command has no ${entry.when}`;
       continue;
     }
-    out.push({ name: entry.name, def: PEERS[entry.peer], extra: entry.args ?? [] });
+    // args: a list, or a function of the context (for what is known only at run time).
+    const extra = typeof entry.args === 'function' ? entry.args(ctx) : (entry.args ?? []);
+    out.push({ name: entry.name, def: PEERS[entry.peer], extra, processes: entry.processes });
   }
   return { peers: out, skipped };
 }
@@ -274,12 +278,19 @@ const round3 = (x) => Math.round(x * 1000) / 1000;
 async function measure(peer, wname, w, round, ctx) {
   const rec = { round, peer: peer.name, ok: false };
   const s = ctx.settings;
+  const kind = w.kind ?? wname; // what is sent: get, patch, download, ranges
   try {
-    const probeUrl = wname === 'ranges' ? `${peer.url}${peer.path}` : peer.url;
-    const [low, high] = await PROBES[wname](probeUrl, ctx, w);
-    const run = (seconds) => lib.wrk({ cpu: s.loadCpu, url: URLS[wname](peer, ctx), conns: w.conns, seconds, luaArgs: LUA[wname](ctx, w), logDir: ctx.tmp });
+    const probeUrl = kind === 'ranges' ? `${peer.url}${peer.path}` : peer.url;
+    const [low, high] = await PROBES[kind](probeUrl, ctx, w);
+    const run = (seconds) => lib.wrk({ cpu: s.loadCpu, url: URLS[kind](peer, ctx), conns: w.conns, seconds, luaArgs: LUA[kind](ctx, w), logDir: ctx.tmp });
     if (s.warmup > 0) await run(s.warmup);
+    // What is read right before and right after the measured run (CPU time, Redis's counters).
+    const meters = [...(w.cpu ? [cpuMeter] : []), ...(peer.meters ?? [])];
+    const before = [];
+    for (const m of meters) before.push(await m.start(peer, ctx));
     const r = await run(s.duration);
+    const after = [];
+    for (const [i, m] of meters.entries()) after.push(await m.stop(peer, ctx, before[i], r));
     Object.assign(rec, {
       requests: r.requests,
       seconds: r.seconds,
@@ -291,9 +302,11 @@ async function measure(peer, wname, w, round, ctx) {
       errors: r.errors,
       non2xx: r.non2xx,
       bytes_per_answer: r.requests ? Math.round(r.bytes / r.requests) : null,
-      vmhwm_mb: lib.vmHWM(peer.pid),
+      vmhwm_mb: lib.treeVmHWM(peer.pid),
     });
+    for (const figures of after) Object.assign(rec, figures.figures);
     must(r.requests > 0, 'no answer at all');
+    for (const figures of after) figures.check?.(r);
     must(r.errors === 0 && r.non2xx === 0, `${r.errors} connection errors and ${r.non2xx} answers >= 400`);
     // wrk counts the bytes of the answers still coming when the run ends: one per connection at most.
     must(r.bytes >= r.requests * low && r.bytes <= (r.requests + w.conns) * high, `${rec.bytes_per_answer} bytes per answer, expected ${low}..${high}`);
@@ -302,10 +315,32 @@ async function measure(peer, wname, w, round, ctx) {
     rec.error = err.message.split('\n')[0];
     warn(`${peer.name} ${wname} round ${round}: ${err.message}`);
   }
-  const fig = rec.ok ? (wname === 'download' ? `${rec.mbps.toFixed(0)} MB/s` : `${rec.rps.toFixed(0)} req/s`) : 'FAILED';
-  log(`${wname} ${peer.name} round ${round}: ${fig}${rec.ok ? `, p99 ${rec.p99_ms} ms, VmHWM ${rec.vmhwm_mb} MB` : ''}`);
+  const fig = rec.ok ? (kind === 'download' ? `${rec.mbps.toFixed(0)} MB/s` : `${rec.rps.toFixed(0)} req/s`) : 'FAILED';
+  const cpu = rec.cpu_us_per_req !== undefined ? `, ${rec.cpu_us_per_req} µs CPU per request` : '';
+  log(`${wname} ${peer.name} round ${round}: ${fig}${rec.ok ? `, p99 ${rec.p99_ms} ms${cpu}, VmHWM ${rec.vmhwm_mb} MB` : ''}`);
   return rec;
 }
+
+/**
+ * CPU time of the server under test over the measured run: utime + stime of its process and every
+ * descendant (a cluster primary and its workers), per answer. The processes must be the same at
+ * both ends (a worker replaced mid-run would lose its time).
+ */
+const cpuMeter = {
+  start: async (peer) => lib.treeCpu(peer.pid),
+  stop: async (peer, ctx, start, r) => {
+    const end = lib.treeCpu(peer.pid);
+    const ms = end.ms - start.ms;
+    const figures = {
+      cpu_ms: Math.round(ms),
+      cpu_us_per_req: r.requests ? round3((ms * 1000) / r.requests) : null,
+      cpu_util: round3(ms / 1000 / r.seconds), // CPUs' worth used on average
+      processes: end.pids.length,
+    };
+    const check = () => must(start.pids.join() === end.pids.join(), `its processes changed during the run: ${start.pids.join(',')} then ${end.pids.join(',')}`);
+    return { figures, check };
+  },
+};
 
 /** Order of the peers in round r: rotated each round, so no peer always comes first. */
 const rotate = (list, r) => list.map((_, i) => list[(i + r) % list.length]);
@@ -317,11 +352,15 @@ async function runPeerSuite(name, suite, ctx, out) {
   try {
     for (const p of peers) {
       const s = await startPeer(p.name, p.def, ctx, p.extra);
-      s.label = p.def.label;
+      s.label = p.def.label + (p.extra.length ? `, ${p.extra.join(' ')}` : '');
       s.path = p.def.path?.(ctx);
+      s.meters = suite.meters?.[p.name];
       started.push(s);
-      out.peers[p.name] = { label: s.label, url: s.url, pid: s.pid, cpu: ctx.settings.serverCpu };
-      log(`${p.name} listening on ${s.url} (pid ${s.pid})`);
+      const pids = lib.processTree(s.pid);
+      out.peers[p.name] = { label: s.label, url: s.url, pid: s.pid, cpu: ctx.settings.serverCpu, processes: pids.length };
+      log(`${p.name} listening on ${s.url} (pid ${pids.join(', ')})`);
+      // A peer that says how many processes it runs (a primary and its workers) is checked for them.
+      must(p.processes === undefined || pids.length === p.processes, `${p.name}: ${pids.length} processes (${pids.join(', ')}), expected ${p.processes}`);
     }
     for (const [wname, w] of Object.entries(suite.workloads)) {
       const rec = (out.workloads[wname] = { what: w.what, conns: w.conns, rounds: [] });
@@ -329,7 +368,7 @@ async function runPeerSuite(name, suite, ctx, out) {
         for (const p of rotate(started, r)) rec.rounds.push(await measure(p, wname, w, r + 1, ctx));
       }
     }
-    for (const p of started) out.peak_rss_mb[p.name] = lib.vmHWM(p.pid);
+    for (const p of started) out.peak_rss_mb[p.name] = lib.treeVmHWM(p.pid);
   } finally {
     for (const p of started.reverse()) await p.proc.stop();
   }
@@ -349,11 +388,93 @@ async function withUpstream(ctx, fn, { file = true } = {}) {
   }
 }
 
+/** A redis-server of the harness's own on a free port, no persistence, pinned with the servers. */
+async function withRedis(ctx, fn) {
+  const port = await lib.freePort();
+  const dir = path.join(ctx.tmp, 'redis');
+  fs.mkdirSync(dir, { recursive: true });
+  const args = ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--daemonize', 'no', '--dir', dir];
+  const redis = lib.start('redis', ctx.settings.serverCpu, 'redis-server', args, { logDir: ctx.tmp });
+  try {
+    await redis.waitFor(/Ready to accept connections/);
+    await fn({ proc: redis, port, url: `redis://${HOST}:${port}/0`, version: (tryVersion('redis-server') || '').match(/v=(\S+)/)?.[1] ?? null });
+  } finally {
+    await redis.stop();
+  }
+}
+
+function tryVersion(cmd) {
+  try {
+    return execFileSync(cmd, ['--version'], { encoding: 'utf8', timeout: 10_000 }).trim();
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * One run of bench/peers/redis-ping.js on the load CPU: `seconds` of PINGs one at a time (0: none),
+ * then the calls of Redis's script commands so far. Its RESULT figures.
+ */
+async function redisPing(ctx, port, seconds) {
+  const p = lib.start('redis-ping', ctx.settings.loadCpu, 'node', [peerFile('redis-ping.js'), '--port', String(port), '--seconds', String(seconds)], { logDir: ctx.tmp });
+  const { code } = await lib.bounded(p.exit, (seconds + 30) * 1000, 'redis-ping');
+  const m = p.lines.map((l) => l.match(/^RESULT (.*)$/)).find(Boolean);
+  must(code === 0 && m, `redis-ping exited ${code}: ${p.lastLines(3)}`);
+  return Object.fromEntries(m[1].split(' ').map((kv) => kv.split('=')).map(([k, v]) => [k, v === 'null' ? null : Number(v)]));
+}
+
+/**
+ * The Redis meter of the registry suite's Redis peer: Redis must have run the registry's scripts
+ * (at least one per answer) during the measured run; then, with no load, `rttSeconds` of PINGs
+ * give the round trip of that run.
+ */
+function redisMeter(port, rttSeconds) {
+  return {
+    start: async (peer, ctx) => (await redisPing(ctx, port, 0)).scripts,
+    stop: async (peer, ctx, scriptsBefore) => {
+      const f = await redisPing(ctx, port, rttSeconds);
+      const scripts = f.scripts - scriptsBefore;
+      return {
+        figures: { redis_scripts: scripts, redis_pings: f.pings, redis_rtt_p50_ms: f.p50_ms, redis_rtt_p99_ms: f.p99_ms, redis_rtt_mean_ms: f.mean_ms },
+        check: (r) => must(scripts >= r.requests, `Redis ran ${scripts} scripts for ${r.requests} answers: the registry is not in Redis`),
+      };
+    },
+  };
+}
+
+const UPSTREAM_LABEL = 'bare node:http upstream (bench/peers/upstream.js)';
+
 const SUITES = {
   async small(suite, ctx, out) {
     await withUpstream(ctx, async (up) => {
-      out.upstream = { label: 'bare node:http upstream (bench/peers/upstream.js)', pid: up.pid, cpu: ctx.settings.serverCpu };
+      out.upstream = { label: UPSTREAM_LABEL, pid: up.pid, cpu: ctx.settings.serverCpu };
       await runPeerSuite('small', suite, ctx, out);
+    });
+  },
+  async workers(suite, ctx, out) {
+    await withUpstream(
+      ctx,
+      async (up) => {
+        out.upstream = { label: `${UPSTREAM_LABEL}, no image file`, pid: up.pid, cpu: ctx.settings.serverCpu };
+        await runPeerSuite('workers', suite, ctx, out);
+      },
+      { file: false },
+    );
+  },
+  async registry(suite, ctx, out) {
+    await withRedis(ctx, async (redis) => {
+      out.redis = { label: `redis-server ${redis.version} --save '' --appendonly no`, url: redis.url, pid: redis.proc.pid, cpu: ctx.settings.serverCpu };
+      ctx.redisUrl = redis.url;
+      await withUpstream(
+        ctx,
+        async (up) => {
+          out.upstream = { label: `${UPSTREAM_LABEL}, no image file`, pid: up.pid, cpu: ctx.settings.serverCpu };
+          const meter = redisMeter(redis.port, suite.rttSeconds);
+          await runPeerSuite('registry', { ...suite, meters: Object.fromEntries(suite.redisPeers.map((p) => [p, [meter]])) }, ctx, out);
+        },
+        { file: false },
+      );
+      out.peak_rss_mb.redis = lib.vmHWM(redis.proc.pid);
     });
   },
   async download(suite, ctx, out) {

@@ -16,7 +16,7 @@ module.exports = {
     serverCpu: 1, // servers under test (and the proxies' upstream); the client in the clients suite
     loadCpu: 0, // wrk; the server in the clients suite
   },
-  // --quick: short runs on a small image, one round (about a minute and a half in all).
+  // --quick: short runs on a small image, one round (about two minutes in all).
   quick: { rounds: 1, duration: 3, warmup: 1, imageMiB: 32 },
 
   suites: {
@@ -62,15 +62,52 @@ module.exports = {
         get: { what: 'GET /v2/images/{id}, answer read to its end', conns: 32 },
       },
     },
+    workers: {
+      title: 'the sidecar as one process and as a primary with two workers (node:cluster; all on the server CPU), small GETs',
+      // Both on serverCpu with the upstream, as every server: the 2 workers share that CPU. The
+      // figure that counts is the CPU time per answer of the whole sidecar (primary + workers).
+      // `processes`: checked when the peer is up (the primary and its 2 workers).
+      peers: [
+        { name: 'sidecar', peer: 'sidecar', processes: 1 },
+        { name: 'sidecar-2', peer: 'sidecar', args: ['--workers', '2'], when: '--workers', processes: 3 },
+      ],
+      workloads: {
+        // cpu: utime + stime of the peer's processes over the measured run, per answer.
+        get: { what: 'GET /v2/images/{id}', conns: 32, cpu: true },
+      },
+    },
+    registry: {
+      title: 'the guarded PATCH with the race registry in the sidecar vs in Redis (--store)',
+      // A redis-server of the harness's own on serverCpu; its URL is known only at run time.
+      peers: [
+        { name: 'sidecar', peer: 'sidecar', processes: 1 },
+        { name: 'sidecar-redis', peer: 'sidecar', args: (ctx) => ['--store', ctx.redisUrl], when: '--store', processes: 1 },
+      ],
+      // Peers whose rounds check that Redis ran the registry's scripts, then time PINGs.
+      redisPeers: ['sidecar-redis'],
+      rttSeconds: 2, // PINGs after each measured round of those peers, with no load
+      workloads: {
+        // Every PATCH is of the same image: changes of one image take its lease one at a time, so
+        // with 8 connections most wait for their turn (in Redis: asking again, 5 ms then more apart).
+        patch: { what: 'PATCH /v2/images/{id} removing /locations/1', kind: 'patch', conns: 8, body: '[{"op": "remove", "path": "/locations/1"}]' },
+        // One at a time: no waiting, the lease's own cost.
+        'patch-1': { what: 'PATCH /v2/images/{id} removing /locations/1', kind: 'patch', conns: 1, body: '[{"op": "remove", "path": "/locations/1"}]' },
+      },
+    },
   },
 
-  // Checked by the report, each shown met / missed. ratio: a's median over b's; rss: peak MB.
+  // Checked by the report, each shown met / missed. ratio: a's median over b's (min: >=, atMost:
+  // <=); rss: peak MB (max: <); budget: a's median <= b's + rtts × the median of `rtt` (a figure of
+  // a's rounds) + ms.
   targets: [
     { suite: 'small', workload: 'get', metric: 'rps', a: 'sidecar', b: 'hpm', min: 2 },
     { suite: 'small', workload: 'get', metric: 'rps', a: 'sidecar', b: 'node', min: 1 },
     { suite: 'download', workload: 'download', metric: 'mbps', a: 'sidecar', b: 'nginx', min: 0.9 },
     { suite: 'download', metric: 'rss', a: 'sidecar', max: 100 },
     { suite: 'ranges', workload: 'ranges', metric: 'rps', a: 'demo', b: 'nginx-static', min: 0.9 },
+    { suite: 'workers', workload: 'get', metric: 'cpu_us_per_req', a: 'sidecar-2', b: 'sidecar', atMost: 1.1 },
+    { suite: 'registry', workload: 'patch', metric: 'p99_ms', a: 'sidecar-redis', b: 'sidecar', budget: { rtts: 2, rtt: 'redis_rtt_p50_ms', ms: 1 } },
+    { suite: 'registry', workload: 'patch-1', metric: 'p99_ms', a: 'sidecar-redis', b: 'sidecar', budget: { rtts: 2, rtt: 'redis_rtt_p50_ms', ms: 1 } },
   ],
   // Shown for reading the figures, no target.
   ratios: [
@@ -83,5 +120,8 @@ module.exports = {
     { suite: 'clients', workload: 'get', metric: 'rps', a: 'undici-request', b: 'http' },
     { suite: 'clients', workload: 'get', metric: 'rps', a: 'undici-stream', b: 'http' },
     { suite: 'clients', workload: 'get', metric: 'rps', a: 'undici-dispatch', b: 'http' },
+    { suite: 'workers', workload: 'get', metric: 'rps', a: 'sidecar-2', b: 'sidecar' },
+    { suite: 'registry', workload: 'patch', metric: 'rps', a: 'sidecar-redis', b: 'sidecar' },
+    { suite: 'registry', workload: 'patch-1', metric: 'rps', a: 'sidecar-redis', b: 'sidecar' },
   ],
 };
