@@ -319,6 +319,53 @@ describe('Redis gone and back', () => {
   }, 45_000);
 });
 
+describe('Redis that does not answer', () => {
+  it('should 503 a location change within --store-timeout while Redis is paused, and judge the same image normally once it answers again', async () => {
+    if (!redis.running) await redis.restart();
+    const quick = await sidecar('--store', storeUrl(), '--store-timeout', '500');
+    const id = randomUUID();
+    await upstream.addImage({ id, status: 'active', locations: [{ url: 'http://127.0.0.1:1/first', metadata: {} }], visibleTo: [OWNER] });
+    expect((await health(quick)).status).toBe(200);
+
+    redis.pause();
+    try {
+      const started = Date.now();
+      const change = await addLocation(quick, id, 'http://127.0.0.1:1/while-paused');
+      const ms = Date.now() - started;
+      expect({ status: change.status, type: change.headers['content-type'], body: change.body.toString() }).toEqual({ status: 503, type: PLAIN, body: REGISTRY_DOWN });
+      expect(ms).toBeLessThan(2000);
+      const down = await health(quick);
+      expect(down.status).toBe(503);
+      expect(down.doc).toMatchObject({ status: 'registry unavailable', registry: { ok: false, error: expect.stringMatching(/\S/) } });
+    } finally {
+      redis.resume();
+    }
+    expect(await locationChanges(id)).toEqual([]);
+
+    // What the paused calls asked of Redis is answered late: the image must not stay held by it.
+    await waitFor('/healthz to answer 200 again', async () => (await health(quick)).status === 200, 10_000);
+    const started = Date.now();
+    const after = changed(await addLocation(quick, id, 'http://127.0.0.1:1/after-pause'));
+    expect(Date.now() - started).toBeLessThan(2000);
+    expect(after.locations.map((l) => l.url)).toEqual(['http://127.0.0.1:1/first', 'http://127.0.0.1:1/after-pause']);
+    expect((await locationChanges(id)).map(when)).toEqual([{ status: 'active', uploads: 0, answered: 200 }]);
+    await quick.stop();
+  }, 30_000);
+});
+
+describe('--workers with --store: every worker on the shared registry', () => {
+  it("should 409 'saving' changes through another sidecar and through the workers (fresh connections) while an upload runs through one of them", async () => {
+    if (!redis.running) await redis.restart();
+    const cluster = await sidecar('--store', storeUrl(), '--workers', '2');
+    const [held] = (await holdUploads(cluster, 1, mulberry32(testSeed('SIDECAR_REDIS_WORKERS_SEED')))) as [Held];
+    const answers = await Promise.all([b, cluster, cluster, cluster, cluster].map((via, k) => addLocation(via, held.id, `http://127.0.0.1:1/workers-${k}`)));
+    for (const answer of answers) expectRefusedSaving(answer, 'add');
+    expect(await locationChanges(held.id)).toEqual([]);
+    await finishUploads([held], b);
+    await cluster.stop();
+  }, 30_000);
+});
+
 describe('--store-prefix: one Redis, separate clouds', () => {
   it("should not let an upload through a sidecar of one prefix refuse a change through a sidecar of another, while its own prefix's sidecars see it", async () => {
     // The test above restarts Redis; should it have failed midway, Redis runs again for this one.

@@ -519,18 +519,32 @@ describe('life of the workers', () => {
     await finishUploads(held, sidecar.port);
   }, 40_000);
 
-  it('should stop every worker and exit 0 on SIGTERM to the primary, its port then closed', async () => {
+  it('should announce one listening line, then on SIGTERM to the primary close the port at once, let the uploads in flight on both workers finish, and exit 0', async () => {
     const own = await startCli(['proxy', '--upstream', upstream.url, '--port', '0', '--host', '127.0.0.1', '--workers', '2']);
     extra.push(own);
     const workers = childrenOf(own.child.pid as number);
     expect(workers).toHaveLength(2);
+    const announced = own.output().split('\n').filter((l) => l.includes('listening on'));
+    expect(announced).toHaveLength(1);
+    expect(JSON.parse(announced[0] as string)).toMatchObject({ level: 'info', msg: `glance-edge proxy listening on http://127.0.0.1:${own.port}`, port: own.port, workers: 2, upstream: upstream.url });
     const answer = await sendRaw(own.port, rawRequest('GET', '/v2/images', AUTH));
     expect(answer.status).toBe(200);
     expect(answer.headers['content-type']).toMatch(/^application\/json/);
     expect(JSON.parse(answer.body.toString())).toHaveProperty('images');
 
+    const random = mulberry32(testSeed('SIDECAR_WORKERS_STOP_SEED'));
+    const held = await holdUploads(interleave(await connectionsTo(own.port, workers, 1)), random);
     const exited = exitOf(own);
     own.child.kill('SIGTERM');
+    await waitFor('the port to refuse connections', () => refused(own.port), 5_000);
+    expect(workers.filter(running)).toEqual(workers);
+
+    for (const h of held) h.conn.socket.write(h.data.subarray(4096));
+    for (const h of held) {
+      const done = await h.conn.answer;
+      expect({ id: h.id, status: done.status, body: done.body.toString() }).toEqual({ id: h.id, status: 204, body: '' });
+      expect(await upstream.image(h.id)).toMatchObject({ status: 'active', size: h.data.length, checksum: createHash('md5').update(h.data).digest('hex') });
+    }
     expect(await exited).toEqual({ code: 0, signal: null });
     expect(workers.filter(running)).toEqual([]);
     expect(await refused(own.port)).toBe(true);
