@@ -14,8 +14,10 @@
  *   token holds it; `release` deletes the token wherever it is, comparing before it deletes.
  *
  * A lease or a place in the queue that is not renewed runs out after its time to live, so a process
- * that dies frees its images. A waiting holder asks again every few milliseconds (at most every
- * {@link POLL_MS} and a quarter of its time to live), renewing its place each time.
+ * that dies frees its images. A waiting holder is told of each release of its image (Redis pub/sub,
+ * on a second connection made when a holder first waits) and asks again at once; it also asks again
+ * by the clock (every few milliseconds, at most every {@link POLL_MS} and a quarter of its time to
+ * live), renewing its place each time, since a lease may also run out or a message be missed.
  *
  * Every command has a deadline (`timeout`, 2 s by default): a Redis that cannot be reached or does
  * not answer in time makes the call reject, and the guard answers 503 (it fails closed). The client
@@ -46,6 +48,17 @@ export interface RedisClient {
   eval(script: string, numkeys: number, ...args: string[]): Promise<unknown>;
   ping(): Promise<unknown>;
   quit(): Promise<unknown>;
+  disconnect(): void;
+  /** Optional: a client that can make another connection lets waiting holders be woken at once. */
+  duplicate?(): RedisSubscriber;
+}
+
+/** The connection on which a store listens for the releases its waiting holders wait for. */
+export interface RedisSubscriber {
+  on(event: 'error', listener: (err: Error) => void): unknown;
+  on(event: 'message', listener: (channel: string, message: string) => void): unknown;
+  subscribe(channel: string): Promise<unknown>;
+  unsubscribe(channel: string): Promise<unknown>;
   disconnect(): void;
 }
 
@@ -183,7 +196,11 @@ if redis.call('ZSCORE', KEYS[3], token) then
   if head[1] ~= token then return 0 end
   redis.call('ZREM', KEYS[3], token)
   redis.call('ZREM', KEYS[4], token)
-  if redis.call('ZCARD', KEYS[1]) > 0 then return -1 end
+  if redis.call('ZCARD', KEYS[1]) > 0 then
+    -- It leaves the queue without the turn: the next may take it.
+    redis.call('PUBLISH', ARGV[3], '1')
+    return -1
+  end
   redis.call('SET', KEYS[2], token, 'PX', ttl)
   return 1
 end
@@ -220,12 +237,14 @@ return 0
 
 /** Delete `token` wherever it is (an upload, the change held when it is this token's, a place in the queue): how many. */
 const RELEASE = `${PRELUDE}
-local n = redis.call('ZREM', KEYS[1], token) + redis.call('ZREM', KEYS[3], token) + redis.call('ZREM', KEYS[4], token)
+local n = redis.call('ZREM', KEYS[3], token) + redis.call('ZREM', KEYS[4], token)
 if redis.call('GET', KEYS[2]) == token then
   redis.call('DEL', KEYS[2])
   n = n + 1
 end
-return n
+-- A change's turn given back (or its place): the holders waiting for it are told (ARGV[2], the channel).
+if n > 0 and ARGV[2] then redis.call('PUBLISH', ARGV[2], '1') end
+return n + redis.call('ZREM', KEYS[1], token)
 `;
 
 interface Script {
@@ -238,13 +257,37 @@ export const SCRIPTS = { upload: script(UPLOAD), change: script(CHANGE), renew: 
 /** What a failed acquire may have left in Redis, to release once Redis answers again. */
 interface Orphan {
   readonly keys: readonly string[];
+  readonly channel: string;
   readonly until: number;
 }
 
 /** ioredis's refusal of a command it did not send: the connection is down and commands are not queued. */
 const NOT_SENT = /^Stream isn't writeable/;
 
-const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+/** A holder's ear on the releases of its image while it waits for its turn. */
+interface Listening {
+  /** Whether releases are heard (else only the clock wakes). */
+  readonly subscribed: boolean;
+  next(ms: number): Promise<void>;
+  stop(): void;
+}
+
+/** `promise`, or a rejection after `ms`. */
+function withDeadline<T>(promise: Promise<T>, ms: number): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms);
+    promise.then(
+      (v) => {
+        clearTimeout(timer);
+        resolve(v);
+      },
+      (e: unknown) => {
+        clearTimeout(timer);
+        reject(e instanceof Error ? e : new Error(String(e)));
+      },
+    );
+  });
+}
 
 /** The race registry in Redis, shared by every process that uses the same Redis and prefix. */
 export class RedisStore implements Store {
@@ -259,6 +302,9 @@ export class RedisStore implements Store {
   #lastError: Error | null = null;
   readonly #waitingReady = new Set<() => void>();
   readonly #orphans = new Map<string, Orphan>();
+  /** The connection that hears releases (made when a holder first waits), and who waits on which channel. */
+  #subscriber: RedisSubscriber | null = null;
+  readonly #wakers = new Map<string, Set<() => void>>();
 
   constructor(given: RedisStoreOptions) {
     const options = checkOptions('RedisStore', given, REDIS_STORE_OPTIONS);
@@ -303,21 +349,30 @@ export class RedisStore implements Store {
     const lease: Lease = { key, kind, token: randomUUID() };
     const ms = leaseMs(ttl);
     const keys = this.#keys(key);
+    const channel = this.#channel(key);
     const pollCap = Math.max(1, Math.min(POLL_MS, Math.floor(ms / 4)));
     let delay = Math.min(FIRST_POLL_MS, pollCap);
+    let listening: Listening | null = null;
     try {
       for (;;) {
-        const answer = await this.#eval(kind === 'upload' ? SCRIPTS.upload : SCRIPTS.change, keys, [lease.token, String(ms)]);
+        const answer = await this.#eval(kind === 'upload' ? SCRIPTS.upload : SCRIPTS.change, keys, [lease.token, String(ms), channel]);
         if (answer === 1) return lease;
         if (answer === -1) return 'uploading';
         if (answer !== 0) throw new Error(`RedisStore: unexpected answer from Redis: ${String(answer)}`);
-        await sleep(delay);
+        if (listening === null) {
+          // Told of every release from now on; a release before that is seen by asking again at once.
+          listening = await this.#listen(channel);
+          if (listening.subscribed) continue;
+        }
+        await listening.next(delay);
         delay = Math.min(delay * 2, pollCap);
       }
     } catch (err) {
       // It may have registered before it failed (or Redis may yet run what timed out): release it.
-      this.#abandon(lease.token, keys, ms);
+      this.#abandon(lease.token, keys, channel, ms);
       throw err;
+    } finally {
+      listening?.stop();
     }
   }
 
@@ -327,7 +382,76 @@ export class RedisStore implements Store {
   }
 
   async release(lease: Lease): Promise<void> {
-    await this.#eval(SCRIPTS.release, this.#keys(lease.key), [lease.token]);
+    await this.#eval(SCRIPTS.release, this.#keys(lease.key), [lease.token, this.#channel(lease.key)]);
+  }
+
+  /** The channel on which the releases of image `key` are told. */
+  #channel(key: string): string {
+    return `${this.prefix}lease:{${encodeURIComponent(key)}}:released`;
+  }
+
+  /**
+   * Listen for the releases of one image until stop(): next(ms) resolves at the next one, or after
+   * `ms` (asking again by the clock stays the rule: a release may be missed, a lease may run out).
+   * Without a connection to listen on (a client that cannot make one, or Redis unreachable), only
+   * the clock wakes.
+   */
+  async #listen(channel: string): Promise<Listening> {
+    let wake: (() => void) | null = null;
+    const waker = () => wake?.();
+    let wakers = this.#wakers.get(channel);
+    const first = wakers === undefined;
+    if (wakers === undefined) {
+      wakers = new Set();
+      this.#wakers.set(channel, wakers);
+    }
+    wakers.add(waker);
+    const subscriber = this.#subscriberConnection();
+    let subscribed = false;
+    if (subscriber !== null) {
+      try {
+        if (first) await withDeadline(subscriber.subscribe(channel), this.timeout);
+        subscribed = true;
+      } catch {
+        subscribed = false;
+      }
+    }
+    const set = wakers;
+    return {
+      subscribed,
+      next: (ms) =>
+        new Promise<void>((resolve) => {
+          const timer = setTimeout(() => {
+            wake = null;
+            resolve();
+          }, ms);
+          wake = () => {
+            clearTimeout(timer);
+            wake = null;
+            resolve();
+          };
+        }),
+      stop: () => {
+        set.delete(waker);
+        if (set.size === 0 && this.#wakers.get(channel) === set) {
+          this.#wakers.delete(channel);
+          this.#subscriber?.unsubscribe(channel).catch(() => undefined);
+        }
+      },
+    };
+  }
+
+  /** The connection that hears releases, made on first need; null when the client cannot make one. */
+  #subscriberConnection(): RedisSubscriber | null {
+    if (this.#subscriber !== null || this.#closed) return this.#subscriber;
+    if (typeof this.#client.duplicate !== 'function') return null;
+    const subscriber = this.#client.duplicate();
+    subscriber.on('error', () => undefined); // the clock still wakes; the main connection reports
+    subscriber.on('message', (channel: string) => {
+      for (const wake of [...(this.#wakers.get(channel) ?? [])]) wake();
+    });
+    this.#subscriber = subscriber;
+    return subscriber;
   }
 
   /** Resolves when Redis answers a PING within the timeout; rejects (saying why) otherwise. For health checks. */
@@ -343,6 +467,8 @@ export class RedisStore implements Store {
     if (this.#closed) return;
     this.#closed = true;
     for (const wake of [...this.#waitingReady]) wake();
+    this.#subscriber?.disconnect();
+    this.#subscriber = null;
     if (!this.#own) return;
     const client = this.#client;
     if (client.status !== 'ready') {
@@ -425,8 +551,8 @@ export class RedisStore implements Store {
   }
 
   /** Release what a failed acquire may hold, now or once Redis answers again; a lease run out needs nothing. */
-  #abandon(token: string, keys: readonly string[], ttl: number): void {
-    this.#orphans.set(token, { keys, until: Date.now() + ttl });
+  #abandon(token: string, keys: readonly string[], channel: string, ttl: number): void {
+    this.#orphans.set(token, { keys, channel, until: Date.now() + ttl });
     this.#releaseOrphans();
   }
 
@@ -438,7 +564,7 @@ export class RedisStore implements Store {
         this.#orphans.delete(token);
         continue;
       }
-      this.#eval(SCRIPTS.release, orphan.keys, [token]).then(
+      this.#eval(SCRIPTS.release, orphan.keys, [token, orphan.channel]).then(
         () => this.#orphans.delete(token),
         () => undefined, // tried again at the next reconnection, until it has run out
       );
