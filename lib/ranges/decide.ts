@@ -82,10 +82,11 @@ function decideRangeHeader(header: string, size: number, maxRanges: number): Ran
     // A suffix: the last N bytes, or the whole image when N is larger. `bytes=-0` asks for no
     // byte at all, which RFC 9110 calls unsatisfiable (Glance sends the whole image).
     if (last === '') return invalid();
+    // An image of no bytes has no last bytes either: Glance's 416 for its start position, which is
+    // Glance's answer to `bytes=-0` there too (to `bytes=-N` it sends a 206 `bytes 0--1/0`).
+    if (total === 0n) return fail(startError('Range', size));
     const n = BigInt(last);
     if (n === 0n) return invalid();
-    // An image of no bytes has no last bytes either: Glance's 416 for its start position.
-    if (total === 0n) return fail(startError('Range', size));
     return n < total ? partial(size - Number(n), size - 1) : partial(0, size - 1);
   }
   const start = BigInt(first);

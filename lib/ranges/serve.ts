@@ -4,6 +4,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
 import type { Readable } from 'node:stream';
 import { edgeData, type GlanceEdgeRequestData } from '../http/body';
 import { headerValue } from '../http/media';
@@ -82,6 +83,7 @@ async function sendRange(data: ImageData, range: ByteRange | undefined, res: Ser
   let left = range ? range.end - range.start + 1 : data.size;
   const { stream, offset, recycle } = opened;
   let skip = start - offset;
+  const keepAwake = skip > 0 ? idleKeeper(res.req.socket) : undefined;
   // The client may have gone while the source was being opened. (Not `res.socket`: an answer
   // queued behind another on a keep-alive or pipelined connection has none yet.)
   if (res.destroyed || res.req.socket.destroyed) {
@@ -117,6 +119,8 @@ async function sendRange(data: ImageData, range: ByteRange | undefined, res: Ser
       if (piece.length > left) piece = piece.subarray(0, left);
       if (piece.length === 0) {
         recycle?.(chunk);
+        // Bytes before the range: progress the client cannot see, since nothing is written.
+        keepAwake?.();
         return;
       }
       left -= piece.length;
@@ -130,6 +134,26 @@ async function sendRange(data: ImageData, range: ByteRange | undefined, res: Ser
     res.on('close', onClose);
     res.on('drain', onDrain);
   });
+}
+
+/**
+ * Re-arms the client connection's idle timer (`server.timeout`, the CLI's `--idle-timeout`) while
+ * the bytes before a range are read and dropped: a range far into an image held by a source that
+ * cannot start mid-image (the whole image read from the start) may take longer than the timeout
+ * before its first byte, and nothing may be written to the client before it. Re-armed at most
+ * every quarter of the timeout (and at most every second), so a skip costs a timer per
+ * many chunks, not per chunk.
+ */
+function idleKeeper(socket: Socket): () => void {
+  let last = Date.now();
+  return () => {
+    const ms = socket.timeout;
+    if (!ms || socket.destroyed) return;
+    const now = Date.now();
+    if (now - last < Math.min(1000, ms / 4)) return;
+    last = now;
+    socket.setTimeout(ms);
+  };
 }
 
 /** The byte length of a multipart/byteranges body, known before it is written. */

@@ -174,7 +174,8 @@ export function downloadData(ctx: ServiceContext, options: DownloadOptions) {
 function imageData(ctx: ServiceContext, record: ImageRecord, self: SelfAddress): ImageData | null {
   const { store, files } = ctx;
   const location = record.locations[0];
-  if (!location || record.size === null || record.size === 0) return null;
+  // An image of zero bytes is data too: 200 with no body, and Glance's 416 to any range.
+  if (!location || record.size === null) return null;
   const base = { size: record.size, checksum: record.checksum };
   if (location.url === store.blobUrl(record.id)) return files.data(store.blobPath(record.id), record.size, record.checksum);
   return {

@@ -116,12 +116,7 @@ export function createSidecar(options: SidecarOptions): (req: IncomingMessage, r
   checkOptions('createSidecar', options, SIDECAR_OPTIONS, ['upstream']);
   const given = options.store ?? new MemoryStore();
   const store = options.metrics ? options.metrics.observeStore(given) : given;
-  if (options.peers && store.local) {
-    options.logger?.warn(
-      { event: 'store.local' },
-      'other sidecars front this image service but the race registry is local to this process: an upload through one of them does not hold back a location change through this one',
-    );
-  }
+  if (options.peers && store.local && options.logger) warnLocalStore(options.logger);
   const client = upstreamClient({ url: options.upstream, timeout: options.timeout ?? 60_000 });
   const forwarder = forward({
     upstream: options.upstream,
@@ -156,6 +151,14 @@ export function createSidecar(options: SidecarOptions): (req: IncomingMessage, r
     };
     step();
   };
+}
+
+/** The warning of a sidecar told it has peers whose race registry they do not share. */
+export function warnLocalStore(logger: Logger): void {
+  logger.warn(
+    { event: 'store.local' },
+    'other sidecars front this image service but the race registry is not shared with them: an upload through one of them does not hold back a location change through this one (give every sidecar the same --store)',
+  );
 }
 
 /** What every request meets first: request counts, then the access line and its id. */
@@ -250,13 +253,52 @@ function versionLinks(client: UpstreamClient) {
   };
 }
 
-/** Downloads: ranges served here from the upstream's data, whatever the upstream supports. */
+/**
+ * Glance's answer (400) to a range of an image whose store cannot start reading mid-image (rbd,
+ * swift, s3, http): `Getting images randomly from this store is not supported. Offset: o, length: n`.
+ */
+const NO_RANDOM_ACCESS = 'Getting images randomly from this store is not supported';
+/** The most of an upstream's 400 read to find that text in it (Glance's is about 100 bytes). */
+const REFUSAL_LIMIT = 64 * 1024;
+
+/** Whether `res`, a 400 to a ranged read of image data, is Glance's refusal of random access. Reads it. */
+function refusesRandomAccess(res: IncomingMessage): Promise<boolean> {
+  return new Promise((resolve) => {
+    const chunks: Buffer[] = [];
+    let length = 0;
+    const done = (found: boolean) => {
+      res.removeAllListeners('data');
+      resolve(found);
+    };
+    res.on('data', (chunk: Buffer) => {
+      chunks.push(chunk);
+      length += chunk.length;
+      if (length > REFUSAL_LIMIT) {
+        res.destroy();
+        done(false);
+      }
+    });
+    // The text as it is in each of webob's forms: plain, JSON and HTML leave it as it is.
+    res.on('end', () => done(Buffer.concat(chunks).toString('latin1').includes(NO_RANDOM_ACCESS)));
+    res.on('error', () => done(false));
+    res.on('close', () => done(false));
+  });
+}
+
+/**
+ * Downloads: ranges served here from the upstream's data, whatever the upstream supports. A range
+ * is asked of the upstream as a range; when its store cannot start mid-image (Glance's 400
+ * NO_RANDOM_ACCESS), the whole image is asked for and serveImage skips to the range (ours). That
+ * 400 is not remembered per image: an image's data may move to another store (a location added or
+ * removed), and a remembered refusal would then make every range of it read the image from the
+ * start, where the 400 costs one short exchange.
+ */
 function downloads(options: SidecarOptions, client: UpstreamClient, lookup: ImageLookup, forwarder: Middleware) {
   const { logger, metrics } = options;
   const onLegacyRange = both(options.onLegacyRange, logger && logLegacyRange(logger), metrics?.onLegacyRange);
 
-  /** Open a byte range of the image data upstream, with the caller's own headers. */
-  const openUpstream = async (req: IncomingMessage, range?: { start: number; end: number }): Promise<IncomingMessage> => {
+  /** Ask the upstream for the image data (`range` of it, or all), with the caller's own headers. */
+  const askUpstream = async (req: IncomingMessage, range?: { start: number; end: number }): Promise<IncomingMessage> => {
     // The caller's identity as a forwarded request carries it; its own range, and no body.
     const headers = forwardedHeaders(req, client.host, notForData);
     if (range) {
@@ -271,6 +313,13 @@ function downloads(options: SidecarOptions, client: UpstreamClient, lookup: Imag
       throw err instanceof UpstreamFailure ? upstreamError(err) : err;
     }
     metrics?.upstream('data', Number(process.hrtime.bigint() - started) / 1e9);
+    return res;
+  };
+
+  /** Open a byte range of the image data upstream: the range itself, or the whole image when its store has no random access. */
+  const openUpstream = async (req: IncomingMessage, range?: { start: number; end: number }): Promise<IncomingMessage> => {
+    let res = await askUpstream(req, range);
+    if (range && res.statusCode === 400 && (await refusesRandomAccess(res))) res = await askUpstream(req);
     if (res.statusCode === 200 || res.statusCode === 206) {
       countLarge(res, res.headers['content-length']);
       return res;
@@ -287,7 +336,8 @@ function downloads(options: SidecarOptions, client: UpstreamClient, lookup: Imag
         checksum: image.checksum,
         open: async (range) => {
           const res = await openUpstream(req, range);
-          // An upstream that ignores Range sends the whole image (200): serveImage cuts the slice.
+          // An upstream that ignores Range sends the whole image (200), as does one asked again
+          // without it: serveImage skips to the slice and stops reading after it.
           const sent = /^bytes (\d+)-/.exec(res.headers['content-range'] ?? '');
           const offset = res.statusCode === 206 ? (sent ? Number(sent[1]) : (range?.start ?? 0)) : 0;
           return { stream: res, offset };
@@ -298,6 +348,20 @@ function downloads(options: SidecarOptions, client: UpstreamClient, lookup: Imag
     deprecation: { onUse: onLegacyRange },
   });
 
+  /**
+   * An image of zero bytes: Glance answers 200 with no body, and 416 to any range. The upstream is
+   * asked for the data first (without the range), so that what it refuses (its download policy,
+   * say) reaches the client as it answers it; when it answers 200, serveImage answers as Glance
+   * does, HEAD and the `Content-Range` request form included.
+   */
+  const serveEmpty = (req: IncomingMessage, res: ServerResponse, next: (err?: unknown) => void): void => {
+    askUpstream(req).then((answer) => {
+      answer.resume();
+      if (answer.statusCode === 200) serve(req, res, next);
+      else forwarder(req, res, next);
+    }, next);
+  };
+
   return function downloads(req: IncomingMessage, res: ServerResponse, next: (err?: unknown) => void): void {
     const reading = readRequest(req);
     if (reading.route !== 'image-file' || (reading.method !== 'GET' && reading.method !== 'HEAD') || reading.imageId === null) {
@@ -306,12 +370,13 @@ function downloads(options: SidecarOptions, client: UpstreamClient, lookup: Imag
     }
     lookup(reading.imageId, req).then((image) => {
       // Not visible, or no data: the upstream gives its own answer.
-      if (!image || !image.size) {
+      if (!image || image.size === null) {
         forwarder(req, res, next);
         return;
       }
       facts.set(req, image);
-      serve(req, res, next);
+      if (image.size === 0) serveEmpty(req, res, next);
+      else serve(req, res, next);
     }, next);
   };
 }

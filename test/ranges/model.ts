@@ -72,6 +72,9 @@ export function model(ask: Ask): Answer {
     if (first === '') {
       // webob: Range(-n, None); Glance sends the last n bytes, or all of them when n >= size.
       if (second === '') return badRange; // Glance: 500
+      // No bytes, so no last bytes: Glance's start-position 416 (Glance itself sends that for
+      // `bytes=-0`, and a 206 `bytes 0--1/0` for `bytes=-n`: ours).
+      if (size === 0n) return startError('Range');
       const n = BigInt(second);
       if (n === 0n) return badRange; // ours; Glance: the whole image
       return bytes([[n >= size ? 0n : size - n, size - 1n]]);
