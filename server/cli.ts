@@ -35,7 +35,7 @@ import type { FormatListOption } from '../lib/defaults/middleware';
 import { createLogger, type Logger } from './observe/logs';
 import { reclaimStreamedData } from './perf/reclaim';
 import { createMetrics } from './observe/metrics';
-import { createSidecar } from './sidecar/app';
+import { createSidecar, warnLocalStore } from './sidecar/app';
 import { isWorker, runPrimary, workerListening, workerMetrics, workerStore } from './cluster';
 import { RedisStore, type RedisStoreOptions } from './stores/redis';
 
@@ -508,6 +508,8 @@ async function proxy(flags: ReadonlyMap<string, string>): Promise<void> {
   const storeOptions = redisStoreOptions(given);
   const logger = createLogger();
   if (workers > 1 && !isWorker()) {
+    // The workers share the primary's registry, which other sidecars do not see: said once, here.
+    if (peers && storeOptions === undefined) warnLocalStore(logger);
     await runPrimary({ workers, shared: storeOptions !== undefined, logger, host, extra: { upstream } });
     return;
   }
@@ -525,7 +527,7 @@ async function proxy(flags: ReadonlyMap<string, string>): Promise<void> {
     logger,
     metrics,
     ...(inCluster ? { store: workerStore(shared, 2000), servedMetrics: workerMetrics(metrics.registry) } : shared ? { store: shared } : {}),
-    peers,
+    peers: peers && !inCluster,
     ...(leaseTtl === undefined ? {} : { leaseTtl }),
   });
   const server = createServer(handler, timeouts);

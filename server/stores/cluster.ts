@@ -72,8 +72,8 @@ export interface WorkerStoreOptions {
 
 /** In a worker: the store the primary keeps. */
 export class WorkerStore implements Store {
-  /** Shared by the workers of this sidecar, not by other sidecars. */
-  readonly local = false;
+  /** Shared by the workers of this sidecar only: other sidecars do not see it. */
+  readonly local = true;
   readonly #pending = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void; timer: NodeJS.Timeout }>();
   readonly #timeout: number;
   #next = 0;
