@@ -11,8 +11,11 @@ import { isStore, MemoryStore, type Lease, type LeaseKind, type Store } from './
 import { glanceError, type GlanceError } from '../errors';
 import { decideLocationPatch, type LocationConflict, type LocationImage } from './decide';
 import { readPythonJson, type PyValue } from '../http/json';
-import { locationOps, parseImagePatch, PATCH_MEDIA_TYPES, type PatchOp } from './patch';
+import { PATCH_MEDIA_TYPES, type PatchOp } from './patch';
 import { pyStrip, toJsValue } from './python';
+import { imageValueCheck, readLocationPatch, type ImageValueCheck } from './schema';
+import { resolveFormats, type FormatListOption } from '../defaults/middleware';
+import { CONTAINER_FORMATS, DISK_FORMATS } from '../defaults/formats';
 
 export interface LocationGuardOptions {
   /** How to ask the backing service about an image: a lookup function, or the URL of a Glance v2 API. */
@@ -50,6 +53,14 @@ export interface LocationGuardOptions {
    * dies (a sidecar killed mid-upload) frees its image within 30 s.
    */
   readonly leaseTtl?: number;
+  /**
+   * The disk formats of the Glance in question (its `disk_formats`), a list or changes to Glance's
+   * defaults (`{ add, remove }`): Glance checks a patch's `disk_format` against them before it
+   * judges its location ops, and so does the guard. Default Glance's.
+   */
+  readonly diskFormats?: FormatListOption;
+  /** Its `container_formats`, likewise. Default Glance's. */
+  readonly containerFormats?: FormatListOption;
 }
 
 /** A location change the guard refused. */
@@ -74,6 +85,8 @@ const GUARD_OPTIONS: OptionChecks<LocationGuardOptions> = {
   strict: option.boolean,
   patchMediaTypes: option.oneOf('json', 'glance'),
   leaseTtl: option.integer(300, 86_400_000, 'milliseconds'),
+  diskFormats: option.formatList,
+  containerFormats: option.formatList,
 };
 
 /** Whether a (lower-cased) media type says its body is JSON, or says nothing. */
@@ -132,6 +145,8 @@ interface GuardConfig {
   /** PATCH bodies in other media types than Glance's are judged too (`patchMediaTypes: 'json'`). */
   readonly looseTypes: boolean;
   readonly leaseTtl: number;
+  /** Glance's check of a patch's values against its image schema (with the configured formats). */
+  readonly checkValue: ImageValueCheck;
 }
 
 /** The options checked, with their defaults. */
@@ -149,6 +164,10 @@ function guardConfig(options: LocationGuardOptions): GuardConfig {
     strict: options.strict ?? false,
     looseTypes: (options.patchMediaTypes ?? 'json') === 'json',
     leaseTtl: options.leaseTtl ?? LEASE_MS,
+    checkValue: imageValueCheck({
+      diskFormats: resolveFormats(options.diskFormats, DISK_FORMATS, 'diskFormats', 'locationGuard'),
+      containerFormats: resolveFormats(options.containerFormats, CONTAINER_FORMATS, 'containerFormats', 'locationGuard'),
+    }),
   };
 }
 
@@ -225,10 +244,14 @@ function refuse(config: GuardConfig, req: IncomingMessage, imageId: string, erro
   return error;
 }
 
-/** A PATCH of the image record: judged when it touches `/locations`. */
+/**
+ * A PATCH of the image record: judged when it touches `/locations`, its values first checked as
+ * Glance's deserializer checks them (a value Glance's image schema refuses is refused before any
+ * status is asked).
+ */
 async function judgePatch(config: GuardConfig, req: IncomingMessage, res: ServerResponse, id: string, type: string): Promise<void> {
   const body = await inspectBody(req, config.limit);
-  const ops = locationOps(parseImagePatch(body, type));
+  const ops = readLocationPatch(body, type, config.checkValue);
   if (ops.length === 0) return;
   await judgeChange(config, req, res, id, (image) => decideLocationPatch(ops, image, config.policy));
 }
@@ -240,7 +263,7 @@ async function judgePatch(config: GuardConfig, req: IncomingMessage, res: Server
  */
 async function judgeLoosePatch(config: GuardConfig, req: IncomingMessage, res: ServerResponse, id: string, json: boolean): Promise<void> {
   const body = await inspectBody(req, config.limit);
-  const ops = looseLocationOps(body, json);
+  const ops = looseLocationOps(body, json, config.checkValue);
   if (ops.length === 0) return;
   await judgeChange(config, req, res, id, (image) => decideLocationPatch(ops, image, config.policy));
 }
@@ -314,7 +337,7 @@ async function lease({ store, leaseTtl }: GuardConfig, req: IncomingMessage, res
  * or nothing) or when JavaScript's JSON reads it (invalid UTF-8, nesting past Python's limit): a
  * body parser behind may read what the guard cannot judge. Otherwise it has none.
  */
-function looseLocationOps(body: Buffer, json: boolean): PatchOp[] {
+function looseLocationOps(body: Buffer, json: boolean, checkValue: ImageValueCheck): PatchOp[] {
   const text = body[0] === 0xef && body[1] === 0xbb && body[2] === 0xbf ? body.subarray(3) : body;
   if (text.length === 0) return [];
   let doc: PyValue;
@@ -326,7 +349,10 @@ function looseLocationOps(body: Buffer, json: boolean): PatchOp[] {
   }
   if (doc instanceof Map && !OPERATION_KEYS.some((key) => doc.has(key))) {
     for (const [key, value] of doc) {
-      if (pyStrip(key).toLowerCase() === 'locations') return [{ op: 'replace', path: ['locations'], value: toJsValue(value) }];
+      if (pyStrip(key).toLowerCase() !== 'locations') continue;
+      const refusal = checkValue('replace', ['locations'], value);
+      if (refusal) throw refusal;
+      return [{ op: 'replace', path: ['locations'], value: toJsValue(value) }];
     }
     return [];
   }
@@ -335,10 +361,10 @@ function looseLocationOps(body: Buffer, json: boolean): PatchOp[] {
   const patch = Array.isArray(doc) ? text : Buffer.concat([Buffer.from('['), text, Buffer.from(']')]);
   // Either draft's syntax: a service that reads JSON patches may read either.
   try {
-    return locationOps(parseImagePatch(patch, PATCH_TYPE_D10));
+    return readLocationPatch(patch, PATCH_TYPE_D10, checkValue);
   } catch (err) {
     try {
-      return locationOps(parseImagePatch(patch, PATCH_TYPE_D4));
+      return readLocationPatch(patch, PATCH_TYPE_D4, checkValue);
     } catch {
       throw err;
     }

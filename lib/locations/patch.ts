@@ -2,7 +2,7 @@
  * Glance's image PATCH bodies, parsed and checked as Glance's request deserializer does, with its
  * texts. Pure: bytes and a media type in, operations or a GlanceError out.
  */
-import { glanceError } from '../errors';
+import { glanceError, type GlanceError } from '../errors';
 import { PythonJsonError, readPythonJson, type PyDict, type PyValue } from '../http/json';
 import { PY_WHITESPACE, pyStrip, pyStrOf, pyStrOfJs, toJsValue } from './python';
 
@@ -53,10 +53,10 @@ export const glanceFails = (why: string) => glanceError(400, 'patch.unreadable',
  * UTF-8 and read by Python's `json` (NaN and Infinity accepted, duplicate keys last-wins), pointers
  * checked and stripped with Python's `str` methods. Throws Glance's 400 or 403, or a 400
  * `patch.unreadable` where Glance's reading raises and Glance answers a bare 500 (a pointer that is
- * not a string, nesting past Python's recursion limit). Values are not checked against the image
- * schema: the service behind does that.
+ * not a string, nesting past Python's recursion limit). Values are checked against the image
+ * schema only when `options.checkValue` is given, change by change where Glance checks them.
  */
-export function parseImagePatch(body: Buffer, mediaType: string): PatchOp[] {
+export function parseImagePatch(body: Buffer, mediaType: string, options: ParseOptions = {}): PatchOp[] {
   const draft = patchDraft(mediaType);
   if (draft === undefined) throw new TypeError(`not an image patch media type: ${mediaType}`);
   // JSONRequestDeserializer.has_body: a Content-Length of 0 is no body.
@@ -79,8 +79,21 @@ export function parseImagePatch(body: Buffer, mediaType: string): PatchOp[] {
     validateDepth(op, path);
     if (op !== 'remove' && !change.has('value')) throw bad(`Operation "${op}" requires a member named "value".`);
     validateRoot(path);
+    if (op !== 'remove' && options.checkValue) {
+      const refusal = options.checkValue(op, path, change.get('value') as PyValue);
+      if (refusal) throw refusal;
+    }
     return op === 'remove' ? { op, path } : { op, path, value: toJsValue(change.get('value') as PyValue) };
   });
+}
+
+export interface ParseOptions {
+  /**
+   * Glance's check of each add's and replace's value against its image schema
+   * (`_validate_change`), run as Glance runs it: after the change is read and its attribute
+   * allowed, before the next change is read. Its refusal is thrown.
+   */
+  readonly checkValue?: (op: 'add' | 'replace', path: readonly string[], value: PyValue) => GlanceError | null;
 }
 
 /** The ops of a patch that touch `/locations`. */

@@ -193,3 +193,158 @@ export function toJsValue(v: PyValue): unknown {
   }
   return v;
 }
+
+/** Python's `len()` of a str: code points (a lone surrogate is one). */
+export function pyLen(s: string): number {
+  let n = 0;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c >= 0xd800 && c <= 0xdbff && i + 1 < s.length) {
+      const d = s.charCodeAt(i + 1);
+      if (d >= 0xdc00 && d <= 0xdfff) i++;
+    }
+    n++;
+  }
+  return n;
+}
+
+/** Python's `a < b` of two strs, -1, 0 or 1: code point by code point (not UTF-16 unit by unit). */
+export function pyCompareStr(a: string, b: string): number {
+  const x = [...a];
+  const y = [...b];
+  for (let i = 0; i < Math.min(x.length, y.length); i++) {
+    const p = (x[i] as string).codePointAt(0) as number;
+    const q = (y[i] as string).codePointAt(0) as number;
+    if (p !== q) return p < q ? -1 : 1;
+  }
+  return x.length === y.length ? 0 : x.length < y.length ? -1 : 1;
+}
+
+/** pprint's `_safe_repr` with `sort_dicts=True`: `repr()`, a dict's items sorted by key. */
+export function pySortedRepr(v: PyValue): string {
+  if (Array.isArray(v)) return `[${v.map(pySortedRepr).join(', ')}]`;
+  if (v instanceof Map) return `{${sortedItems(v).map(([k, x]) => `${pyStrRepr(k)}: ${pySortedRepr(x)}`).join(', ')}}`;
+  return pyRepr(v);
+}
+
+const sortedItems = (d: Map<string, PyValue>) => [...d.entries()].sort((a, b) => pyCompareStr(a[0], b[0]));
+
+/** `str.splitlines(True)`: the line breaks Python knows, each kept with its line. */
+function pySplitLinesKeep(s: string): string[] {
+  const out: string[] = [];
+  let start = 0;
+  for (let i = 0; i < s.length; i++) {
+    if (!LINE_BREAKS.has(s[i] as string)) continue;
+    if (s[i] === '\r' && s[i + 1] === '\n') i++;
+    out.push(s.slice(start, i + 1));
+    start = i + 1;
+  }
+  if (start < s.length) out.push(s.slice(start));
+  return out;
+}
+
+const LINE_BREAKS = new Set('\n\r\v\f\u001c\u001d\u001e\u0085\u2028\u2029');
+
+/** `re.findall(r'\S*\s*', line)` without its empty last match: runs of non-space, each with the space after it. */
+function pyWordsWithSpace(line: string): string[] {
+  const out: string[] = [];
+  let i = 0;
+  while (i < line.length) {
+    const start = i;
+    while (i < line.length && !SPACES.has(line[i] as string)) i++;
+    while (i < line.length && SPACES.has(line[i] as string)) i++;
+    out.push(line.slice(start, i));
+  }
+  return out;
+}
+
+/**
+ * Python 3.11's `pprint.pformat(v, width=width)` (indent 1, `sort_dicts=True`, not compact) of a
+ * value read by `json.loads` or written as one: what jsonschema's `str(ValidationError)` shows.
+ */
+export function pyPformat(value: PyValue, width = 80): string {
+  let out = '';
+  const format = (v: PyValue, indent: number, allowance: number, level: number): void => {
+    const rep = pySortedRepr(v);
+    if (pyLen(rep) > width - indent - allowance) {
+      if (typeof v === 'string') return formatStr(v, indent, allowance, level + 1);
+      if (Array.isArray(v)) {
+        out += '[';
+        formatItems(v, indent, allowance + 1, level + 1);
+        out += ']';
+        return;
+      }
+      if (v instanceof Map) {
+        out += '{';
+        if (v.size > 0) formatDictItems(sortedItems(v), indent, allowance + 1, level + 1);
+        out += '}';
+        return;
+      }
+    }
+    out += rep;
+  };
+  const formatItems = (items: PyValue[], indent: number, allowance: number, level: number): void => {
+    indent += 1;
+    const delimnl = `,\n${' '.repeat(indent)}`;
+    items.forEach((item, i) => {
+      if (i > 0) out += delimnl;
+      format(item, indent, i === items.length - 1 ? allowance : 1, level);
+    });
+  };
+  const formatDictItems = (items: [string, PyValue][], indent: number, allowance: number, level: number): void => {
+    indent += 1;
+    const delimnl = `,\n${' '.repeat(indent)}`;
+    items.forEach(([key, item], i) => {
+      const rep = pyStrRepr(key);
+      out += `${rep}: `;
+      format(item, indent + pyLen(rep) + 2, i === items.length - 1 ? allowance : 1, level);
+      if (i < items.length - 1) out += delimnl;
+    });
+  };
+  const formatStr = (s: string, indent: number, allowance: number, level: number): void => {
+    if (s.length === 0) {
+      out += pyStrRepr(s);
+      return;
+    }
+    const chunks: string[] = [];
+    const lines = pySplitLinesKeep(s);
+    if (level === 1) {
+      indent += 1;
+      allowance += 1;
+    }
+    const maxWidth = width - indent;
+    let maxWidth1 = maxWidth;
+    lines.forEach((line, i) => {
+      const rep = pyStrRepr(line);
+      const lastLine = i === lines.length - 1;
+      if (lastLine) maxWidth1 -= allowance;
+      if (pyLen(rep) <= maxWidth1) {
+        chunks.push(rep);
+        return;
+      }
+      const parts = pyWordsWithSpace(line);
+      let maxWidth2 = maxWidth;
+      let current = '';
+      parts.forEach((part, j) => {
+        const candidate = current + part;
+        if (j === parts.length - 1 && lastLine) maxWidth2 -= allowance;
+        if (pyLen(pyStrRepr(candidate)) > maxWidth2) {
+          if (current) chunks.push(pyStrRepr(current));
+          current = part;
+        } else {
+          current = candidate;
+        }
+      });
+      if (current) chunks.push(pyStrRepr(current));
+    });
+    if (chunks.length === 1) {
+      out += pyStrRepr(lines[lines.length - 1] as string);
+      return;
+    }
+    if (level === 1) out += '(';
+    out += chunks.join(`\n${' '.repeat(indent)}`);
+    if (level === 1) out += ')';
+  };
+  format(value, 0, 0, 0);
+  return out;
+}

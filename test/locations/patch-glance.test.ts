@@ -11,17 +11,22 @@
  * `/locations/N` position.
  *
  *   PATCH_GLANCE_RUNS  bodies (default 3000)
- *   PATCH_GLANCE_SEED  fast-check seed (default: test/helpers/seed.ts; printed)
+ *   PATCH_SCHEMA_RUNS  bodies of the schema property (default 1000)
+ *   PATCH_GLANCE_SEED  fast-check seed of both (default: test/helpers/seed.ts; printed)
  *
- * Glance also checks values against its image schema; the suite leaves that to the service behind
- * it, so the helper reads with a schema that accepts every value and reports separately how many
- * bodies Glance's schema would refuse.
+ * Glance also checks values against its image schema (the deserializer's _validate_change, change
+ * by change, before any status check). parseImagePatch reads what a body says whatever its values
+ * (the helper's permissive reading); the guard's reading of a patch it judges, readLocationPatch,
+ * also checks values as Glance does and answers Glance's schema 400 with its exact text: the
+ * second property draws patches with location ops and other ops, valid and invalid values, and
+ * holds it to Glance's whole answer.
  */
 import fc from 'fast-check';
 import { isGlanceError, type GlanceError } from '../../lib/errors';
 import { PY_WHITESPACE, pyDecimal, pyIsDigitChar, pyIsPrintable, pyIsSpace, pyStrRepr, pyFloatRepr } from '../../lib/locations/python';
 import { locationPosition } from '../../lib/locations/decide';
-import { parseImagePatch, type PatchOp } from '../../lib/locations/patch';
+import { locationOps, parseImagePatch, type PatchOp } from '../../lib/locations/patch';
+import { PRINTABLE_NESTING, readLocationPatch } from '../../lib/locations/schema';
 import { envInt } from '../helpers/env';
 import { testSeed } from '../helpers/seed';
 import { POSITION_COUNTS, PYTHON, startGlancePatchReader, type GlanceChange, type GlancePatchReader, type GlanceReading, type GlanceValue } from '../helpers/glance-patch';
@@ -29,6 +34,7 @@ import { execFileSync } from 'node:child_process';
 import path from 'node:path';
 
 const RUNS = envInt('PATCH_GLANCE_RUNS', 3000);
+const SCHEMA_RUNS = envInt('PATCH_SCHEMA_RUNS', 1000);
 const SEED = testSeed('PATCH_GLANCE_SEED');
 
 const V21 = 'application/openstack-images-v2.1-json-patch';
@@ -581,4 +587,304 @@ const bodyBytes = (draft: 4 | 10) => fc.tuple(bodyText(draft), fc.oneof({ weight
 
 function body(): fc.Arbitrary<[MediaType, Buffer]> {
   return fc.oneof(fc.tuple(fc.constant<MediaType>(V21), bodyBytes(10)), fc.tuple(fc.constant<MediaType>(V20), bodyBytes(4)));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Glance's schema 400s: the guard's reading of a patch it judges (readLocationPatch).
+
+/** What the guard answers for a body before it asks any status: Glance's refusal, or the location ops it goes on to judge. */
+type GuardReading = { refused: true; status: number; explanation: string } | { refused: false; ops: PatchOp[] };
+
+function guardReads(body: Buffer, type: MediaType): GuardReading {
+  try {
+    return { refused: false, ops: readLocationPatch(body, type) };
+  } catch (err) {
+    if (!isGlanceError(err)) throw err;
+    const e = err as GlanceError;
+    // Where Glance answers a bare 500, the suite answers a 400 of its own.
+    if (e.type === 'patch.unreadable') return { refused: true, status: 500, explanation: GLANCE_500 };
+    return { refused: true, status: e.status, explanation: e.explanation };
+  }
+}
+
+/** Glance's whole answer to the body's reading: its refusal, or null when its deserializer takes it. */
+function glanceRefusal(r: GlanceReading): { status: number; explanation: string } | null {
+  if (r.schema) return { status: r.schema[0], explanation: r.schema[1] };
+  if (r.schema === null) return null;
+  return r.ok ? null : { status: r.status, explanation: r.explanation };
+}
+
+/** Whether `body` holds location ops as Glance reads it whatever its values. */
+function hasLocationOps(body: Buffer, type: MediaType): boolean {
+  try {
+    return locationOps(parseImagePatch(body, type)).length > 0;
+  } catch {
+    return false;
+  }
+}
+
+/** Glance's answer for `body`, which must be the guard's. */
+async function schemaRefusal(body: string, type: MediaType = V21): Promise<{ status: number; explanation: string }> {
+  const bytes = Buffer.from(body, 'utf8');
+  const theirs = glanceRefusal(await glance.read(type, bytes));
+  const mine = guardReads(bytes, type);
+  expect(mine).toEqual(theirs === null ? mine : { refused: true, ...theirs });
+  if (theirs === null) throw new Error(`Glance takes ${body}`);
+  return theirs;
+}
+
+const SCHEMA_400 = "Provided object does not match schema 'image': ";
+const locationItemSchema = [
+  "{'properties': {'metadata': {'type': 'object'},",
+  "                'url': {'maxLength': 255, 'type': 'string'},",
+  "                'validation_data': {'additionalProperties': False,",
+  "                                    'description': 'Values to be used '",
+  "                                                   'to populate the '",
+  "                                                   'corresponding '",
+  "                                                   'image properties. '",
+  "                                                   'If the image '",
+  "                                                   'status is not '",
+  "                                                   \"'queued', values \"",
+  "                                                   'must exactly match '",
+  "                                                   'those already '",
+  "                                                   'contained in the '",
+  "                                                   'image properties.',",
+  "                                    'properties': {'checksum': {'maxLength': 32,",
+  "                                                                'minLength': 32,",
+  "                                                                'type': 'string'},",
+  "                                                   'os_hash_algo': {'maxLength': 64,",
+  "                                                                    'type': 'string'},",
+  "                                                   'os_hash_value': {'maxLength': 128,",
+  "                                                                     'type': 'string'}},",
+  "                                    'required': ['os_hash_algo',",
+  "                                                 'os_hash_value'],",
+  "                                    'type': 'object',",
+  "                                    'writeOnly': True}},",
+  " 'required': ['url', 'metadata'],",
+  " 'type': 'object'}",
+];
+const locationsSchema = [
+  "    {'description': 'A set of URLs to access the image file kept in '",
+  "                    'external store',",
+  "     'items': {'properties': {'metadata': {'type': 'object'},",
+  "                              'url': {'maxLength': 255, 'type': 'string'},",
+  "                              'validation_data': {'additionalProperties': False,",
+  "                                                  'description': 'Values '",
+  "                                                                 'to be '",
+  "                                                                 'used to '",
+  "                                                                 'populate '",
+  "                                                                 'the '",
+  "                                                                 'corresponding '",
+  "                                                                 'image '",
+  "                                                                 'properties. '",
+  "                                                                 'If the '",
+  "                                                                 'image '",
+  "                                                                 'status '",
+  "                                                                 'is not '",
+  "                                                                 \"'queued', \"",
+  "                                                                 'values '",
+  "                                                                 'must '",
+  "                                                                 'exactly '",
+  "                                                                 'match '",
+  "                                                                 'those '",
+  "                                                                 'already '",
+  "                                                                 'contained '",
+  "                                                                 'in the '",
+  "                                                                 'image '",
+  "                                                                 'properties.',",
+  "                                                  'properties': {'checksum': {'maxLength': 32,",
+  "                                                                              'minLength': 32,",
+  "                                                                              'type': 'string'},",
+  "                                                                 'os_hash_algo': {'maxLength': 64,",
+  "                                                                                  'type': 'string'},",
+  "                                                                 'os_hash_value': {'maxLength': 128,",
+  "                                                                                   'type': 'string'}},",
+  "                                                  'required': ['os_hash_algo',",
+  "                                                               'os_hash_value'],",
+  "                                                  'type': 'object',",
+  "                                                  'writeOnly': True}},",
+  "               'required': ['url', 'metadata'],",
+  "               'type': 'object'},",
+  "     'type': 'array'}",
+];
+/** Four spaces before each line, as str(ValidationError) indents the schema and the instance. */
+const shown = (lines: string[]) => lines.map((l) => `    ${l}`).join('\n');
+
+describe("1. Location changes: Glance's schema 400s, answered by the guard before any status", () => {
+  it.each([
+    [
+      'replace /locations with a non-list',
+      '[{"op": "replace", "path": "/locations", "value": "x"}]',
+      `'x' is not of type 'array'\n\nFailed validating 'type' in schema['properties']['locations']:\n${locationsSchema.join('\n')}\n\nOn instance['locations']:\n    'x'`,
+    ],
+    [
+      'add /locations/- with a non-object',
+      '[{"op": "add", "path": "/locations/-", "value": 5}]',
+      `5 is not of type 'object'\n\nFailed validating 'type' in schema['properties']['locations']['items']:\n${shown(locationItemSchema)}\n\nOn instance['locations'][0]:\n    5`,
+    ],
+    [
+      'a location without url',
+      '[{"op": "add", "path": "/locations/0", "value": {"metadata": {}}}]',
+      `'url' is a required property\n\nFailed validating 'required' in schema['properties']['locations']['items']:\n${shown(locationItemSchema)}\n\nOn instance['locations'][0]:\n    {'metadata': {}}`,
+    ],
+    [
+      'a location without metadata',
+      '[{"op": "add", "path": "/locations/-", "value": {"url": "http://a/b"}}]',
+      `'metadata' is a required property\n\nFailed validating 'required' in schema['properties']['locations']['items']:\n${shown(locationItemSchema)}\n\nOn instance['locations'][0]:\n    {'url': 'http://a/b'}`,
+    ],
+    [
+      'metadata not an object',
+      '[{"op": "replace", "path": "/locations", "value": [{"url": "http://a/b", "metadata": [1.0]}]}]',
+      "[1.0] is not of type 'object'\n\nFailed validating 'type' in schema['properties']['locations']['items']['properties']['metadata']:\n    {'type': 'object'}\n\nOn instance['locations'][0]['metadata']:\n    [1.0]",
+    ],
+    [
+      'a url of 256 characters',
+      `[{"op": "add", "path": "/locations/-", "value": {"url": "${'u'.repeat(256)}", "metadata": {}}}]`,
+      `'${'u'.repeat(256)}' is too long\n\nFailed validating 'maxLength' in schema['properties']['locations']['items']['properties']['url']:\n    {'maxLength': 255, 'type': 'string'}\n\nOn instance['locations'][0]['url']:\n    '${'u'.repeat(256)}'`,
+    ],
+    [
+      'a name of the wrong type before a location op',
+      '[{"op": "replace", "path": "/name", "value": {"b": 1, "a": true}}, {"op": "remove", "path": "/locations/0"}]',
+      "{'b': 1, 'a': True} is not of type 'null', 'string'\n\nFailed validating 'type' in schema['properties']['name']:\n    {'description': 'Descriptive name for the image',\n     'maxLength': 255,\n     'type': ['null', 'string']}\n\nOn instance['name']:\n    {'a': True, 'b': 1}",
+    ],
+    [
+      'a custom property that is not a string, after a location op',
+      '[{"op": "remove", "path": "/locations/0"}, {"op": "add", "path": "/x_y", "value": 12345678901234567890}]',
+      "12345678901234567890 is not of type 'string'\n\nFailed validating 'type' in schema['additionalProperties']:\n    {'type': 'string'}\n\nOn instance['x_y']:\n    12345678901234567890",
+    ],
+  ])('should answer %s with Glance\'s 400 and text', async (_name, body, text) => {
+    for (const type of [V21, V20] as MediaType[]) {
+      const sent = type === V21 ? body : body.replace(/"op": "(\w+)", "path"/g, '"$1"');
+      expect(await schemaRefusal(sent, type)).toEqual({ status: 400, explanation: SCHEMA_400 + text });
+    }
+  });
+
+  it.each([['5'], ['"x"'], ['null'], ['1.5'], ['NaN']])("should 400 for the scalar body %s with Glance's \"Unexpected body type\"", async (body) => {
+    expect(await schemaRefusal(body)).toEqual({ status: 400, explanation: SCALAR });
+    expect(await schemaRefusal(body, V20)).toEqual({ status: 400, explanation: SCALAR });
+  });
+
+  it("should answer the first change's schema 400 before a later change that cannot be read", async () => {
+    const r = await schemaRefusal('[{"op": "replace", "path": "/min_ram", "value": "1"}, {"op": "move", "path": "/locations/0"}]');
+    expect(r.explanation).toMatch(/^Provided object does not match schema 'image': '1' is not of type 'integer'/);
+  });
+
+  it('should leave a patch without location ops to the service, whatever its values', () => {
+    expect(guardReads(Buffer.from('[{"op": "replace", "path": "/name", "value": 5}]'), V21)).toEqual({ refused: false, ops: [] });
+  });
+
+  it(`should answer every body as Glance does where its deserializer refuses, and judge the same ops otherwise (${SCHEMA_RUNS} bodies, seed ${SEED})`, async () => {
+    const started = Date.now();
+    const counts = { schema: 0, otherRefusals: 0, judged: 0, leftToService: 0, deep: 0 };
+    await fc.assert(
+      fc.asyncProperty(schemaBody(), async ([type, text]) => {
+        const bytes = Buffer.from(text, 'utf8');
+        const reading = await glance.read(type, bytes);
+        const theirs = glanceRefusal(reading);
+        const mine = guardReads(bytes, type);
+        const label = { type, body: text };
+        if (theirs === null) {
+          // Glance's deserializer takes it: the guard judges the same location ops as before.
+          counts.judged++;
+          let before: PatchOp[];
+          try {
+            before = locationOps(parseImagePatch(bytes, type));
+          } catch {
+            before = [];
+          }
+          expect({ ...label, mine }).toEqual({ ...label, mine: { refused: false, ops: before } });
+          return;
+        }
+        if (reading.schema) counts.schema++;
+        else counts.otherRefusals++;
+        if (!mine.refused) {
+          // Only a schema 400 of a patch without location ops is left to the service behind.
+          counts.leftToService++;
+          expect({ ...label, schema: Boolean(reading.schema), locationOps: hasLocationOps(bytes, type) }).toEqual({ ...label, schema: true, locationOps: false });
+          return;
+        }
+        // Past the nesting the suite shows, Glance's pprint may or may not run out of stack: refused either way.
+        if (mine.status === 500 && nesting(bytes) > PRINTABLE_NESTING) {
+          counts.deep++;
+          return;
+        }
+        expect({ ...label, answer: { status: mine.status, explanation: mine.explanation } }).toEqual({ ...label, answer: theirs });
+      }),
+      { numRuns: SCHEMA_RUNS, seed: SEED },
+    );
+    process.stdout.write(
+      `patch-glance schema: ${SCHEMA_RUNS} bodies agreed in ${((Date.now() - started) / 1000).toFixed(1)} s (seed ${SEED}): ${counts.schema} schema 400s, ${counts.otherRefusals} other refusals, ` +
+        `${counts.judged} taken by Glance's deserializer, ${counts.leftToService} schema 400s without location ops left to the service, ${counts.deep} too deep to show\n`,
+    );
+    expect(counts.schema).toBeGreaterThan(SCHEMA_RUNS / 5);
+  }, 180_000);
+});
+
+// The grammar of patches with values of every kind.
+
+const jsonText = (v: unknown) => JSON.stringify(v);
+/** Text with what makes pprint wrap and repr escape: spaces, newlines, quotes, non-ASCII, controls. */
+const oddText = fc.string({ unit: fc.constantFrom('a', 'b', ' ', ' ', '\n', "'", '"', 'é', '\u3000', '\u0085', '\ud83d\ude00', '\u0000', '\\', 'x'), maxLength: 12 });
+const longText = fc.tuple(fc.integer({ min: 240, max: 300 }), fc.constantFrom('u', 'a b ', 'x\n', "it's ", 'é')).map(([n, unit]) => unit.repeat(Math.ceil(n / unit.length)).slice(0, n));
+const scalarValue = fc.oneof(
+  { weight: 4, arbitrary: fc.constantFrom('0', '1', '-1', '1.0', '0.0', '5', '2.5', '1e400', 'NaN', '-Infinity', '12345678901234567890', 'true', 'false', 'null', '""') },
+  { weight: 4, arbitrary: fc.constantFrom('"x"', '"public"', '"private"', '"qcow2"', '"bare"', '"raw "', '"on_image_deletion"', '"01234567-89ab-cdef-0123-456789abcdef"', '"01234567-89ab-cdef-0123-456789abcdef\\n"', '"http://a/b"') },
+  { weight: 3, arbitrary: oddText.map(jsonText) },
+  { weight: 1, arbitrary: longText.map(jsonText) },
+  { weight: 1, arbitrary: fc.integer().map(String) },
+);
+const { junk } = fc.letrec<{ junk: string }>((tie) => ({
+  junk: fc.oneof(
+    { depthSize: 'small', withCrossShrink: true },
+    scalarValue,
+    fc.array(tie('junk'), { maxLength: 3 }).map((items) => `[${items.join(', ')}]`),
+    fc.array(fc.tuple(fc.constantFrom('url', 'metadata', 'a', 'b', 'k', 'validation_data', 'checksum', 'os_hash_algo', 'zz', 'é', '\ud83d\ude00'), tie('junk')), { maxLength: 3 }).map((m) => `{${m.map(([k, v]) => `${jsonText(k)}: ${v}`).join(', ')}}`),
+  ),
+}));
+const urlValue = fc.oneof({ weight: 4, arbitrary: fc.constant('"http://a/b"') }, { weight: 2, arbitrary: longText.map(jsonText) }, { weight: 2, arbitrary: scalarValue }, { weight: 1, arbitrary: junk });
+const metadataValue = fc.oneof({ weight: 4, arbitrary: fc.constantFrom('{}', '{"k": "v"}', '{"n": NaN, "l": [1, 2.0]}') }, { weight: 2, arbitrary: junk });
+const validationData = fc.oneof(
+  fc.constantFrom('{"os_hash_algo": "sha512", "os_hash_value": "ab"}', '{}', '{"checksum": "short", "os_hash_algo": "sha512", "os_hash_value": "ab"}', '{"os_hash_algo": 1, "zz": 1, "aa": 2}', '{"os_hash_algo": "sha512", "os_hash_value": "ab", "b": 1}'),
+  junk,
+);
+/** A location: mostly an object, with or without each member, in either order. */
+const locationObject = fc
+  .tuple(fc.option(urlValue, { freq: 5 }), fc.option(metadataValue, { freq: 5 }), fc.option(validationData, { freq: 1 }), fc.option(junk, { freq: 1 }), fc.boolean())
+  .map(([url, metadata, vd, extra, reverse]) => {
+    const members: string[] = [];
+    if (url !== null) members.push(`"url": ${url}`);
+    if (metadata !== null) members.push(`"metadata": ${metadata}`);
+    if (vd !== null) members.push(`"validation_data": ${vd}`);
+    if (extra !== null) members.push(`"other": ${extra}`);
+    return `{${(reverse ? members.reverse() : members).join(', ')}}`;
+  });
+const locationItem = fc.oneof({ weight: 5, arbitrary: locationObject }, { weight: 1, arbitrary: junk });
+const locationList = fc.oneof({ weight: 4, arbitrary: fc.array(locationItem, { minLength: 1, maxLength: 3 }).map((items) => `[${items.join(', ')}]`) }, { weight: 1, arbitrary: junk });
+
+const PROPERTIES = ['name', 'visibility', 'tags', 'min_ram', 'min_disk', 'protected', 'os_hidden', 'owner', 'disk_format', 'container_format', 'kernel_id', 'description', 'cinder_encryption_key_deletion_policy', 'x_custom', 'stores', 'status'];
+const propertyValue = fc.oneof(
+  { weight: 3, arbitrary: scalarValue },
+  { weight: 2, arbitrary: fc.array(fc.oneof(scalarValue, junk), { maxLength: 3 }).map((a) => `[${a.join(', ')}]`) },
+  { weight: 1, arbitrary: junk },
+);
+
+/** One change as [op, pointer, value text or null]. */
+const schemaChange: fc.Arbitrary<[string, string, string | null]> = fc.oneof(
+  { weight: 3, arbitrary: fc.tuple(fc.constantFrom('/locations/-', '/locations/0', '/locations/1', '/ locations/-'), locationItem).map(([p, v]): [string, string, string | null] => ['add', p, v]) },
+  { weight: 2, arbitrary: locationList.map((v): [string, string, string | null] => ['replace', '/locations', v]) },
+  { weight: 1, arbitrary: fc.constantFrom('/locations/0', '/locations/-').map((p): [string, string, string | null] => ['remove', p, null]) },
+  { weight: 4, arbitrary: fc.tuple(fc.constantFrom('add', 'replace'), fc.constantFrom(...PROPERTIES), propertyValue).map(([op, p, v]): [string, string, string | null] => [op, `/${p}`, v]) },
+  { weight: 1, arbitrary: fc.constantFrom(...PROPERTIES).map((p): [string, string, string | null] => ['remove', `/${p}`, null]) },
+  { weight: 1, arbitrary: fc.constantFrom<[string, string, string | null]>(['move', '/locations/0', null], ['add', '/locations', '[]'], ['replace', '/locations/0', '{}'], ['add', '/name', null]) },
+);
+
+function schemaBody(): fc.Arbitrary<[MediaType, string]> {
+  return fc.tuple(fc.constantFrom<MediaType>(V21, V20), fc.array(schemaChange, { minLength: 1, maxLength: 4 }), fc.integer({ min: 0, max: 40 })).map(([type, changes, oddBody]) => {
+    if (oddBody === 0) return [type, '5'];
+    const ops = changes.map(([op, p, v]) => {
+      const value = v === null ? '' : `, "value": ${v}`;
+      return type === V21 ? `{"op": ${jsonText(op)}, "path": ${jsonText(p)}${value}}` : `{${jsonText(op)}: ${jsonText(p)}${value}}`;
+    });
+    return [type, `[${ops.join(', ')}]`];
+  });
 }
