@@ -4,7 +4,7 @@
  */
 import type { ServerResponse } from 'node:http';
 import { isDeepStrictEqual } from 'node:util';
-import { Router, type Request } from 'express';
+import { Router } from 'express';
 import { glanceError } from '../../lib/errors';
 import { checkOptions, option, type OptionChecks } from '../../lib/options';
 import { CONTAINER_FORMATS, DISK_FORMATS } from '../../lib/defaults/formats';
@@ -28,6 +28,7 @@ import { dropData, imageOf, JSON_LIMIT, noContent, readJson, rulesFor, sendJson,
 import { downloadData, importStaged, stageData, uploadData } from './data';
 import { applyCreate, applyPatch, imageView, type ImageRules } from './images';
 import { DEFAULT_ALLOWED_LOCATION_HOSTS, locationClient, locationPolicy } from './location';
+import { healthcheck, methodNotAllowed, negotiateVersion } from './routing';
 import { timestamp, type DiskImageStore } from './store';
 
 export interface ImageServiceOptions {
@@ -63,20 +64,24 @@ const SERVICE_OPTIONS: OptionChecks<ImageServiceOptions> = {
   containerFormats: option.formatList,
 };
 
-/** Glance 25's version list (the API version was not bumped for ranges). */
-const VERSIONS = ['v2.15', 'v2.9', 'v2.7', 'v2.6', 'v2.5', 'v2.4', 'v2.3', 'v2.2', 'v2.1', 'v2.0'];
-
 /** Glance's image_size_cap default: 1 TiB. */
 export const DEFAULT_MAX_IMAGE_SIZE = 1_099_511_627_776;
 
-/** The image service's routes around `options.store`. Unknown paths fall through to the next handler. */
+/**
+ * The image service's routes around `options.store`, behind Glance's health check and version
+ * negotiation (every path outside `/v2` is answered here). Unknown paths under `/v2/` fall through
+ * to the next handler; a known one asked with a method Glance does not take there is 405.
+ */
 export function imageService(options: ImageServiceOptions): Router {
   checkOptions('imageService', options, SERVICE_OPTIONS, ['store']);
   const ctx = serviceContext(options);
-  const router = Router();
-  versionRoutes(router);
+  // Glance's Routes match paths as they are spelt: `/v2/IMAGES` and `/v2/images/` are not routes.
+  const router = Router({ caseSensitive: true, strict: true });
+  router.use(healthcheck);
+  router.use(negotiateVersion);
   schemaRoutes(router, ctx.rules);
   metadefRoutes(router);
+  infoRoutes(router);
   router.post('/v2/images', createImage(ctx));
   router.get('/v2/images', listImages(ctx));
   router.get('/v2/images/:id', showImage(ctx));
@@ -88,6 +93,7 @@ export function imageService(options: ImageServiceOptions): Router {
   router.get('/v2/images/:id/file', downloadData(ctx, options));
   router.post('/v2/images/:id/actions/deactivate', imageAction(ctx, 'deactivate', 'active', 'deactivated'));
   router.post('/v2/images/:id/actions/reactivate', imageAction(ctx, 'reactivate', 'deactivated', 'active'));
+  router.use(methodNotAllowed);
   return router;
 }
 
@@ -108,16 +114,6 @@ function serviceContext(options: ImageServiceOptions): ServiceContext {
   };
 }
 
-/** `GET /` (300) and `GET /versions`: the API versions. */
-function versionRoutes(router: Router): void {
-  const versions = (req: Request) => {
-    const href = `${req.protocol}://${req.get('host') ?? '127.0.0.1'}/v2/`;
-    return { versions: VERSIONS.map((id, i) => ({ id, status: i === 0 ? 'CURRENT' : 'SUPPORTED', links: [{ rel: 'self', href }] })) };
-  };
-  router.get('/', (req, res) => sendJson(res, 300, versions(req)));
-  router.get('/versions', (req, res) => sendJson(res, 200, versions(req)));
-}
-
 /** The image schemas, with the configured formats. */
 function schemaRoutes(router: Router, rules: Omit<ImageRules, 'sizeAt'>): void {
   router.get('/v2/schemas/image', (_req, res) => sendJson(res, 200, imageSchema(rules)));
@@ -131,6 +127,7 @@ function metadefRoutes(router: Router): void {
   const metadefs = (res: ServerResponse, doc: unknown) => sendJson(res, 200, doc, {}, false);
   router.get('/v2/schemas/metadefs/namespace', (_req, res) => metadefs(res, METADEF_NAMESPACE_SCHEMA));
   router.get('/v2/schemas/metadefs/property', (_req, res) => metadefs(res, METADEF_PROPERTY_SCHEMA));
+  router.get('/v2/metadefs/namespaces', (req, res) => metadefs(res, namespacesDocument(req.url, [HYPERVISOR_NAMESPACE], loadedAt)));
   router.get('/v2/metadefs/namespaces/:ns', (req, res) => {
     const ns = namespace(req.params.ns);
     if (!ns) throw glanceError(404, 'metadef.not_found', `Metadata definition namespace=${req.params.ns} was not found.`);
@@ -148,6 +145,69 @@ function metadefRoutes(router: Router): void {
     if (!doc) throw glanceError(404, 'metadef.not_found', `Could not find property ${req.params.name}`);
     metadefs(res, doc);
   });
+}
+
+/** Python's `urllib.parse.urlencode` of one pair (`quote_plus`: only `_.-~` and alphanumerics stay). */
+const pyEncode = (k: string, v: string) => [k, v].map((s) => encodeURIComponent(s).replace(/[!'()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`).replace(/%20/g, '+')).join('=');
+
+/**
+ * `GET /v2/metadefs/namespaces`: a page of the namespaces (newest first, 25 by default, at most
+ * 1000), filtered by `visibility` and `resource_types`, with Glance's `first`, `schema` and `next`
+ * (there whenever the page is full, as Glance's is) and Glance's answers to a bad query.
+ */
+function namespacesDocument(url: string, all: readonly MetadefNamespace[], createdAt: string): Record<string, unknown> {
+  const q = url.indexOf('?');
+  // webob's params as Glance reads them (`dict(request.params)`): first place, last value.
+  const params = new Map<string, string>();
+  for (const [k, v] of new URLSearchParams(q === -1 ? '' : url.slice(q + 1))) params.set(k, v);
+  const rawLimit = params.get('limit');
+  let limit = 25;
+  if (rawLimit !== undefined) {
+    if (!/^\s*[+-]?\d+(_\d+)*\s*$/.test(rawLimit)) throw glanceError(500, 'internal', 'The server has either erred or is incapable of performing the requested operation.');
+    limit = Math.min(1000, Number(rawLimit.replace(/_/g, '')));
+  }
+  const sortDir = params.get('sort_dir') ?? 'desc';
+  if (sortDir !== 'asc' && sortDir !== 'desc') throw glanceError(400, 'metadef.sort_dir', `Invalid sort direction: ${sortDir}`);
+  const visibility = params.get('visibility');
+  if (visibility && visibility !== 'public' && visibility !== 'private') throw glanceError(400, 'metadef.visibility', `Invalid visibility value: ${visibility}`);
+  if (limit < 0) throw glanceError(400, 'metadef.limit', 'limit param must be positive');
+  let list = all.filter((ns) => !visibility || ns.visibility === visibility);
+  const types = params.get('resource_types');
+  if (types) {
+    const wanted = types.split(',').map((t) => t.trim());
+    list = list.filter((ns) => (ns.resource_type_associations ?? []).some((r) => wanted.includes(r.name)));
+  }
+  const marker = params.get('marker');
+  if (marker !== undefined && marker !== '') {
+    const at = all.findIndex((ns) => ns.namespace === marker);
+    if (at === -1) throw glanceError(404, 'metadef.not_found', `Metadata definition namespace=${marker} was not found.`);
+    list = list.slice(list.indexOf(all[at] as MetadefNamespace) + 1);
+  }
+  // A namespace in the list comes without its properties.
+  const page = list.slice(0, limit).map((ns) => {
+    const doc = namespaceDocument(ns, createdAt);
+    delete doc['properties'];
+    return doc;
+  });
+  params.delete('marker');
+  const query = [...params].map(([k, v]) => pyEncode(k, v)).join('&');
+  const doc: Record<string, unknown> = { namespaces: page };
+  const last = list[page.length - 1];
+  if (page.length !== 0 && page.length === limit && last) doc['next'] = `/v2/metadefs/namespaces?${[query, pyEncode('marker', last.namespace)].filter(Boolean).join('&')}`;
+  doc['schema'] = '/v2/schemas/metadefs/namespaces';
+  doc['first'] = `/v2/metadefs/namespaces${query ? `?${query}` : ''}`;
+  return doc;
+}
+
+/** Discovery: the import methods this site enables, and Glance's answers where it has one store and no quotas. */
+function infoRoutes(router: Router): void {
+  router.get('/v2/info/import', (_req, res) =>
+    sendJson(res, 200, { 'import-methods': { description: 'Import methods available.', type: 'array', value: ['glance-direct'] } }),
+  );
+  router.get(['/v2/info/stores', '/v2/info/stores/detail'], () => {
+    throw glanceError(404, 'info.stores', 'Multi backend is not supported at this site.');
+  });
+  router.get('/v2/info/usage', (_req, res) => sendJson(res, 200, { usage: {} }));
 }
 
 /** `POST /v2/images`: a new queued image. */
