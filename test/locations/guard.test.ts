@@ -355,6 +355,87 @@ describe.each<[string, typeof express]>([
       expect(app.seen).toEqual([]);
     });
 
+    it("should 400 with Glance's schema text, before any status, for a location that is not an object (saving image, plain text and JSON)", async () => {
+      const { lookup, calls } = fakeLookup(IMAGES);
+      const app = await startApp(factory, { lookup });
+      const explanation =
+        "Provided object does not match schema 'image': 'metadata' is a required property\n\n" +
+        "Failed validating 'required' in schema['properties']['locations']['items']:\n" +
+        "    {'properties': {'metadata': {'type': 'object'},\n" +
+        "                    'url': {'maxLength': 255, 'type': 'string'},\n" +
+        "                    'validation_data': {'additionalProperties': False,\n" +
+        "                                        'description': 'Values to be used '\n" +
+        "                                                       'to populate the '\n" +
+        "                                                       'corresponding '\n" +
+        "                                                       'image properties. '\n" +
+        "                                                       'If the image '\n" +
+        "                                                       'status is not '\n" +
+        "                                                       \"'queued', values \"\n" +
+        "                                                       'must exactly match '\n" +
+        "                                                       'those already '\n" +
+        "                                                       'contained in the '\n" +
+        "                                                       'image properties.',\n" +
+        "                                        'properties': {'checksum': {'maxLength': 32,\n" +
+        "                                                                    'minLength': 32,\n" +
+        "                                                                    'type': 'string'},\n" +
+        "                                                       'os_hash_algo': {'maxLength': 64,\n" +
+        "                                                                        'type': 'string'},\n" +
+        "                                                       'os_hash_value': {'maxLength': 128,\n" +
+        "                                                                         'type': 'string'}},\n" +
+        "                                        'required': ['os_hash_algo',\n" +
+        "                                                     'os_hash_value'],\n" +
+        "                                        'type': 'object',\n" +
+        "                                        'writeOnly': True}},\n" +
+        "     'required': ['url', 'metadata'],\n" +
+        "     'type': 'object'}\n\n" +
+        "On instance['locations'][0]:\n" +
+        "    {'url': 'http://a/b'}";
+      const body = '[{"op": "add", "path": "/locations/-", "value": {"url": "http://a/b"}}]';
+      const res = await patch(app, 'saving', body);
+      expect(res.status).toBe(400);
+      expect(res.headers['content-type']).toBe('text/plain; charset=UTF-8');
+      expect((res.body as Buffer).toString('utf8')).toBe(plain('400 Bad Request', explanation.replace(/\n/g, ' ')));
+      const json = await patch(app, 'queued', body).set('Accept', 'application/json');
+      expect(json.status).toBe(400);
+      expect(json.headers['content-type']).toBe('application/json');
+      expect((json.body as Buffer).toString('utf8')).toBe(`{"message": ${JSON.stringify(`${explanation}<br /><br />\n\n\n`)}, "code": "400 Bad Request", "title": "Bad Request"}`);
+      expect(calls).toEqual([]);
+      expect(app.seen).toEqual([]);
+    });
+
+    it.each([
+      ['replace /locations with a non-list', '[{"op": "replace", "path": "/locations", "value": {}}]', "{} is not of type 'array'"],
+      ['a metadata that is not an object', '[{"op": "add", "path": "/locations/0", "value": {"url": "u", "metadata": "m"}}]', "'m' is not of type 'object'"],
+      ['a url over 255 characters', `[{"op": "add", "path": "/locations/-", "value": {"url": "${'u'.repeat(300)}", "metadata": {}}}]`, `'${'u'.repeat(300)}' is too long`],
+      ['a name that is not a string, then a location remove', '[{"op": "replace", "path": "/name", "value": 5}, {"op": "remove", "path": "/locations/0"}]', "5 is not of type 'null', 'string'"],
+      ['a disk format of another Glance, then a location add', '[{"op": "replace", "path": "/disk_format", "value": "zzz"}, {"op": "add", "path": "/locations/-", "value": {"url": "u", "metadata": {}}}]', "'zzz' is not one of [None, 'ami', 'ari', 'aki', 'vhd', 'vhdx', 'vmdk', 'raw', 'qcow2', 'vdi', 'iso', 'ploop']"],
+    ])("should 400 with Glance's schema text for %s, not the saving image's 409, without a lookup", async (_name, body, message) => {
+      const { lookup, calls } = fakeLookup(IMAGES);
+      const app = await startApp(factory, { lookup });
+      const res = await patch(app, 'saving', body).set('Accept', 'application/json');
+      expect(res.status).toBe(400);
+      const { message: text } = JSON.parse((res.body as Buffer).toString('utf8')) as { message: string };
+      expect(text.startsWith(`Provided object does not match schema 'image': ${message}\n\nFailed validating `)).toBe(true);
+      expect(calls).toEqual([]);
+      expect(app.seen).toEqual([]);
+    });
+
+    it('should take the disk formats of the Glance in question (diskFormats), and judge the status then', async () => {
+      const { lookup } = fakeLookup(IMAGES);
+      const app = await startApp(factory, { lookup, diskFormats: { add: ['zzz'] } });
+      const res = await patch(app, 'saving', '[{"op": "replace", "path": "/disk_format", "value": "zzz"}, {"op": "add", "path": "/locations/-", "value": {"url": "u", "metadata": {}}}]');
+      expect(res.status).toBe(409);
+      expect((res.body as Buffer).toString('utf8')).toBe(conflictText('add', 'saving'));
+    });
+
+    it('should leave a patch without location ops to the service whatever its values', async () => {
+      const { lookup, calls } = fakeLookup(IMAGES);
+      const app = await startApp(factory, { lookup });
+      const res = await patch(app, 'saving', '[{"op": "replace", "path": "/name", "value": 5}]');
+      expect(res.status).toBe(200);
+      expect(calls).toEqual([]);
+    });
+
     it('should 400 for an empty body in a patch media type', async () => {
       const { lookup, calls } = fakeLookup(IMAGES);
       const app = await startApp(factory, { lookup });
