@@ -155,7 +155,8 @@ describe('2. Image data: Range (Glance, with RFC 9110 fixes marked ours)', () =>
   });
 
   describe('an active image of zero bytes (Glance)', () => {
-    it.each(['bytes=0-9', 'bytes=0-', 'bytes=-5', 'bytes=-1', 'bytes=-99999999999999999999'])('should 416 "Invalid start position … [0, -1]." with Content-Range: bytes */0 for %s', (range) => {
+    // Recorded from Glance 25.1.0, but for bytes=-N (Glance: a 206 `bytes 0--1/0`, ours a 416).
+    it.each(['bytes=0-9', 'bytes=0-', 'bytes=-0', 'bytes=-5', 'bytes=-1', 'bytes=-99999999999999999999'])('should 416 "Invalid start position … [0, -1]." with Content-Range: bytes */0 for %s', (range) => {
       expect(outcome(decideRange({ range, size: 0 }))).toEqual(
         refused('Invalid start position in Range header. Start position MUST be in the inclusive range [0, -1].', 0),
       );
