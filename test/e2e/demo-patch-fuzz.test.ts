@@ -24,6 +24,8 @@ import { createWriteStream, rmSync } from 'node:fs';
 import http, { type IncomingHttpHeaders } from 'node:http';
 import path from 'node:path';
 import fc from 'fast-check';
+import { isGlanceError, renderGlanceError } from '../../lib/errors';
+import { readLocationPatch } from '../../lib/locations/schema';
 import { envInt } from '../helpers/env';
 import { testSeed } from '../helpers/seed';
 import { FIXTURE, startBlobServer, startDemo, type BlobServer, type Demo } from '../helpers/processes';
@@ -436,6 +438,17 @@ function listValue(kind: ListValue, current: readonly Location[]): unknown {
 }
 
 // ---------------------------------------------------------------------------------------------
+/** Glance's schema 400 for a patch with a value its image schema refuses, as the guard renders it; null when none. */
+function schemaRefusal(body: Buffer, media: string, plainText: boolean): Refusal | null {
+  try {
+    readLocationPatch(body, media.split(';')[0]?.trim() ?? '');
+    return null;
+  } catch (err) {
+    if (!isGlanceError(err) || err.type !== 'patch.schema') return null;
+    return { status: 400, body: renderGlanceError(err, plainText ? 'text/plain' : undefined).body };
+  }
+}
+
 // §1, written from BEHAVIOUR.md: what a well-formed patch gets from the location rules.
 
 interface Refusal {
@@ -551,7 +564,9 @@ describe('1. Location changes: patches fuzzed against the demo in every state', 
               // Glance's 400 (or 403 for a read-only or reserved attribute) before any rule is looked at.
               expect({ where, refused: [400, 403].includes(res.status) }).toEqual({ where, refused: true });
             } else {
-              const refusal = section1(ops ?? [], status, current.length, image.inFlight);
+              // Glance's deserializer checks every value against the image schema before any status.
+              const schema = schemaRefusal(body, step.media, step.accept);
+              const refusal = schema ?? section1(ops ?? [], status, current.length, image.inFlight);
               if (refusal) {
                 expect({ where, status: res.status, body: res.body.toString() }).toEqual({ where, ...refusal });
               } else if (res.body.toString().includes("It's not allowed to")) {
