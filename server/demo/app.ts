@@ -95,6 +95,9 @@ export function createDemoApp(options: DemoOptions): Express {
       onRefused,
       // The demo answers 415 to a patch in any other media type, as Glance does.
       patchMediaTypes: 'glance',
+      // Values are checked against the image schema of the demo's own formats.
+      diskFormats,
+      containerFormats,
     }),
   );
   app.use(imageFormats({ diskFormats, containerFormats }));

@@ -191,6 +191,7 @@ function suiteRoutes(options: SidecarOptions, client: UpstreamClient, store: Sto
       showMultipleLocations: options.showMultipleLocations ?? true,
       store,
       onRefused,
+      ...formats,
       ...(options.leaseTtl === undefined ? {} : { leaseTtl: options.leaseTtl }),
     }),
   );
