@@ -29,8 +29,9 @@ export interface Lease {
 /** A race registry. Methods are async so that a store may live in another process. */
 export interface Store {
   /**
-   * Whether the state lives in this process only. A sidecar told it has peers warns when its
-   * store is local: the race is then closed only for the requests that pass through this process.
+   * Whether the state is kept from other sidecars (it lives in this process, or in this sidecar's
+   * primary process). A sidecar told it has peers warns when its store is local: the race is then
+   * closed only for the requests that pass through it.
    */
   readonly local: boolean;
   /** Take a lease of `kind` on `key` for `ttl` ms, waiting as described above; `'uploading'` refuses a change. */
