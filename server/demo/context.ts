@@ -36,8 +36,9 @@ export function sendJson(res: ServerResponse, status: number, doc: unknown, head
   res.end(body);
 }
 
+/** Glance's 204 (upload, stage, delete, deactivate, reactivate): webob's default content type rides on it. */
 export function noContent(res: ServerResponse): void {
-  res.writeHead(204, { 'Content-Length': '0' }).end();
+  res.writeHead(204, { 'Content-Type': 'text/html; charset=UTF-8', 'Content-Length': '0' }).end();
 }
 
 export async function readJson(req: IncomingMessage): Promise<unknown> {
@@ -73,6 +74,7 @@ export async function dropData(ctx: ServiceContext, id: string): Promise<void> {
 export function rulesFor(ctx: ServiceContext, req: IncomingMessage): ImageRules {
   return {
     ...ctx.rules,
+    locationId: () => ctx.store.nextLocationId(),
     sizeAt: async (url) => {
       const res = await ctx.openLocation(url, 'HEAD', selfOf(req));
       if (!isResponse(res)) return null;

@@ -17,6 +17,8 @@ export interface ImageRules {
   readonly containerFormats: readonly string[];
   /** Size of the data at an http(s) URL, or null when it is not a location the demo may read, or cannot be read there. */
   readonly sizeAt: (url: string) => Promise<number | null>;
+  /** The id of a location added now (Glance's location row id). */
+  readonly locationId?: () => number;
 }
 
 const schemaError = (message: string) => glanceError(400, 'image.invalid', `Provided object does not match schema 'image': ${message}`);
@@ -83,6 +85,9 @@ export function applyCreate(record: ImageRecord, body: unknown, rules: ImageRule
   return record;
 }
 
+/** `{ id }` when there is one. */
+const pick = (id: number | undefined) => (id === undefined ? {} : { id });
+
 function checkLocation(value: unknown): ImageLocation {
   if (typeof value !== 'object' || value === null || Array.isArray(value)) throw schemaError(`${pyValue(value)} is not of type 'object'`);
   const v = value as Record<string, unknown>;
@@ -116,6 +121,7 @@ export async function applyPatch(current: ImageRecord, ops: readonly PatchOp[], 
     if (size === null) throw glanceError(400, 'location.invalid', 'Invalid location');
     return size;
   };
+  const withId = (l: ImageLocation): ImageLocation => ({ ...l, ...pick(rules.locationId?.()) });
   const activate = (size: number) => {
     if (record.status !== 'queued') return;
     if (record.disk_format === null || record.container_format === null) {
@@ -141,7 +147,7 @@ export async function applyPatch(current: ImageRecord, ops: readonly PatchOp[], 
           throw glanceError(400, 'location.duplicate', `The location ${location.url} already exists`);
         }
         const size = await sized(location.url);
-        record.locations.splice(pos, 0, location);
+        record.locations.splice(pos, 0, withId(location));
         activate(size);
       } else {
         if (!Array.isArray(change.value) || change.value.length === 0) {
@@ -150,7 +156,9 @@ export async function applyPatch(current: ImageRecord, ops: readonly PatchOp[], 
         const wanted = change.value.map(checkLocation);
         const urls = (ls: readonly ImageLocation[]) => ls.map((l) => l.url).sort().join('\n');
         if (record.locations.length > 0 && urls(wanted) !== urls(record.locations)) {
-          throw glanceError(400, 'location.not_empty', `Original locations is not empty: ${pyStr(record.locations)}`);
+          // Glance lists its location rows: id, url, metadata and status.
+          const rows = record.locations.map((l) => ({ ...(l.id === undefined ? {} : { id: l.id }), url: l.url, metadata: l.metadata, status: 'active' }));
+          throw glanceError(400, 'location.not_empty', `Original locations is not empty: ${pyStr(rows)}`);
         }
         if (new Set(wanted.map((l) => l.url)).size !== wanted.length) {
           throw glanceError(400, 'location.duplicate', 'The locations contain a duplicate URL.');
@@ -158,10 +166,11 @@ export async function applyPatch(current: ImageRecord, ops: readonly PatchOp[], 
         if (record.locations.length === 0) {
           let size = 0;
           for (const l of wanted) size = await sized(l.url);
-          record.locations = wanted;
+          record.locations = wanted.map(withId);
           activate(size);
         } else {
-          record.locations = wanted;
+          // The same URLs: each keeps its id.
+          record.locations = wanted.map((l) => ({ ...l, ...pick(record.locations.find((c) => c.url === l.url)?.id) }));
         }
       }
       continue;
@@ -204,7 +213,7 @@ export function imageView(record: ImageRecord): Record<string, unknown> {
     id: base.id,
     created_at: base.created_at,
     updated_at: base.updated_at,
-    locations: base.locations,
+    locations: base.locations.map((l) => ({ url: l.url, metadata: l.metadata })),
     tags: base.tags,
     self: `/v2/images/${base.id}`,
     file: `/v2/images/${base.id}/file`,

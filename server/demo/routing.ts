@@ -8,6 +8,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { NextFunction, Request, Response } from 'express';
 import { escapeHtml, negotiateErrorForm } from '../../lib/errors';
 import { pythonJson } from '../../lib/http/json';
+import { lingerBeforeClosing } from '../../lib/http/linger';
 
 /** The versions Glance 25 routes to the v2 API with this site's options (no image cache, one store). */
 export const ROUTED_VERSIONS: ReadonlySet<string> = new Set(['v2', 'v2.0', 'v2.1', 'v2.2', 'v2.3', 'v2.4', 'v2.5', 'v2.6', 'v2.7', 'v2.9', 'v2.15']);
@@ -189,27 +190,59 @@ export function methodNotAllowed(req: Request, res: Response, next: NextFunction
 }
 
 function sendMethodNotAllowed(req: IncomingMessage, res: ServerResponse, allow: string): void {
-  const status = '405 Method Not Allowed';
-  const text = `The method ${req.method ?? ''} is not allowed for this resource. `;
+  sendWebobError(req, res, 405, 'Method Not Allowed', (method) => `The method ${method} is not allowed for this resource. <br /><br />\n`, req.method ?? '', { Allow: allow });
+}
+
+/** webob's `strip_tags`, of its plain-text form. */
+const stripTags = (s: string) =>
+  s
+    .replace(/\n/g, ' ')
+    .replace(/\r/g, '')
+    .replace(/<br.*?>/gis, '\n')
+    .replace(/<!--|-->/g, '')
+    .replace(/<.*?>/gs, '');
+
+/**
+ * An error of webob's own template for its status (405, 415: not the stock sentence and detail),
+ * `template` given the request's `value` (escaped in the HTML form, as webob escapes it), in the
+ * form `Accept` chooses; a HEAD gets the headers only, as `text/html`. A request whose body has not
+ * been read is answered and the connection closed, as for every error of the suite.
+ */
+export function sendWebobError(
+  req: IncomingMessage,
+  res: ServerResponse,
+  status: number,
+  title: string,
+  template: (value: string) => string,
+  value: string,
+  headers: Record<string, string> = {},
+): void {
+  const line = `${status} ${title}`;
   let type = 'text/html; charset=UTF-8';
   let body = '';
   if (req.method !== 'HEAD') {
     switch (negotiateErrorForm(req.headers.accept)) {
       case 'json':
         type = 'application/json';
-        body = `{"message": ${pythonJson(`${text}<br /><br />\n`)}, "code": "${status}", "title": "Method Not Allowed"}`;
+        body = `{"message": ${pythonJson(template(value))}, "code": ${pythonJson(line)}, "title": ${pythonJson(title)}}`;
         break;
       case 'html':
-        body = `<html>\n <head>\n  <title>${status}</title>\n </head>\n <body>\n  <h1>${status}</h1>\n  ${escapeHtml(text)}<br /><br />\n\n </body>\n</html>`;
+        body = `<html>\n <head>\n  <title>${line}</title>\n </head>\n <body>\n  <h1>${line}</h1>\n  ${template(escapeHtml(value))}\n </body>\n</html>`;
         break;
       default:
         type = 'text/plain; charset=UTF-8';
-        body = `${status}\n\n${text}\n\n `;
+        body = `${line}\n\n${stripTags(template(value))}`;
     }
   }
-  res.statusCode = 405;
-  res.statusMessage = 'Method Not Allowed';
-  res.setHeader('Allow', allow);
+  // (A request without a body may not be `complete` yet when it is answered at once: it keeps its connection.)
+  const hasBody = req.headers['transfer-encoding'] !== undefined || Number(req.headers['content-length'] ?? 0) > 0;
+  if (hasBody && !req.complete) {
+    res.setHeader('Connection', 'close');
+    lingerBeforeClosing(req);
+  }
+  res.statusCode = status;
+  res.statusMessage = title;
+  for (const [name, v] of Object.entries(headers)) res.setHeader(name, v);
   res.setHeader('Content-Type', type);
   res.setHeader('Content-Length', Buffer.byteLength(body));
   res.end(body);

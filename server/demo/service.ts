@@ -28,7 +28,7 @@ import { dropData, imageOf, JSON_LIMIT, noContent, readJson, rulesFor, sendJson,
 import { downloadData, importStaged, stageData, uploadData } from './data';
 import { applyCreate, applyPatch, imageView, type ImageRules } from './images';
 import { DEFAULT_ALLOWED_LOCATION_HOSTS, locationClient, locationPolicy } from './location';
-import { healthcheck, methodNotAllowed, negotiateVersion } from './routing';
+import { healthcheck, methodNotAllowed, negotiateVersion, sendWebobError } from './routing';
 import { timestamp, type DiskImageStore } from './store';
 
 export interface ImageServiceOptions {
@@ -264,9 +264,11 @@ function updateImage(ctx: ServiceContext): Handler {
   return async (req, res) => {
     const type = mediaType(req);
     if (patchDraft(type) === undefined) {
-      throw glanceError(415, 'request.media_type', `The request media type ${type || 'None'} is not supported by this server.`, {
-        headers: { 'Accept-Patch': ACCEPT_PATCH },
-      });
+      // webob's 415 names the Content-Type as sent; eventlet makes a missing one `text/plain`.
+      const sent = req.headers['content-type'] ?? 'text/plain';
+      const text = (t: string) => `The request media type ${t} is not supported by this server.\n<br /><br />\n`;
+      sendWebobError(req, res, 415, 'Unsupported Media Type', text, sent, { 'Accept-Patch': ACCEPT_PATCH });
+      return;
     }
     const ops = parseImagePatch(await inspectBody(req, JSON_LIMIT), type);
     const id = imageOf(ctx, req.params.id).id;

@@ -24,6 +24,8 @@ import type { ImageFacts } from '../../lib/images/lookup';
 export interface ImageLocation {
   url: string;
   metadata: Record<string, unknown>;
+  /** Glance's location id (its row in `image_locations`): one counter for the whole store. Absent in older records. */
+  id?: number;
 }
 
 /** An image record as stored: Glance's image document without the computed links. */
@@ -81,6 +83,7 @@ export class DiskImageStore {
   readonly dir: string;
   readonly #images = new Map<string, ImageRecord>();
   readonly #locks = new Map<string, Promise<unknown>>();
+  #lastLocationId = 0;
 
   private constructor(dir: string) {
     this.dir = path.resolve(dir);
@@ -113,7 +116,16 @@ export class DiskImageStore {
       loaded.push(record);
     }
     loaded.sort((a, b) => (a.created_at < b.created_at ? -1 : a.created_at > b.created_at ? 1 : 0));
-    for (const record of loaded) this.#images.set(record.id, record);
+    for (const record of loaded) {
+      this.#images.set(record.id, record);
+      // (A record whose locations are not a list is loaded all the same, and is a 500 when served.)
+      if (Array.isArray(record.locations)) for (const l of record.locations) this.#lastLocationId = Math.max(this.#lastLocationId, l.id ?? 0);
+    }
+  }
+
+  /** The id of a new location, as Glance numbers its location rows: one more than any before. */
+  nextLocationId(): number {
+    return ++this.#lastLocationId;
   }
 
   /** Path of the data of an uploaded image. */
