@@ -28,6 +28,7 @@ import { dropData, imageOf, JSON_LIMIT, noContent, readJson, rulesFor, sendJson,
 import { downloadData, importStaged, stageData, uploadData } from './data';
 import { applyCreate, applyPatch, imageView, type ImageRules } from './images';
 import { DEFAULT_ALLOWED_LOCATION_HOSTS, locationClient, locationPolicy } from './location';
+import { addMember, deleteMember, listMembers, MEMBER_SCHEMA, MEMBERS_SCHEMA, showMember, updateMember } from './members';
 import { healthcheck, methodNotAllowed, negotiateVersion, sendWebobError } from './routing';
 import { timestamp, type DiskImageStore } from './store';
 
@@ -93,6 +94,11 @@ export function imageService(options: ImageServiceOptions): Router {
   router.get('/v2/images/:id/file', downloadData(ctx, options));
   router.post('/v2/images/:id/actions/deactivate', imageAction(ctx, 'deactivate', 'active', 'deactivated'));
   router.post('/v2/images/:id/actions/reactivate', imageAction(ctx, 'reactivate', 'deactivated', 'active'));
+  router.get('/v2/images/:id/members', listMembers(ctx));
+  router.post('/v2/images/:id/members', addMember(ctx));
+  router.get('/v2/images/:id/members/:member', showMember(ctx));
+  router.put('/v2/images/:id/members/:member', updateMember(ctx));
+  router.delete('/v2/images/:id/members/:member', deleteMember(ctx));
   router.use(methodNotAllowed);
   return router;
 }
@@ -118,6 +124,8 @@ function serviceContext(options: ImageServiceOptions): ServiceContext {
 function schemaRoutes(router: Router, rules: Omit<ImageRules, 'sizeAt'>): void {
   router.get('/v2/schemas/image', (_req, res) => sendJson(res, 200, imageSchema(rules)));
   router.get('/v2/schemas/images', (_req, res) => sendJson(res, 200, imagesSchema(rules)));
+  router.get('/v2/schemas/member', (_req, res) => sendJson(res, 200, MEMBER_SCHEMA));
+  router.get('/v2/schemas/members', (_req, res) => sendJson(res, 200, MEMBERS_SCHEMA));
 }
 
 /** Metadefs: the shipped OS::Compute::Hypervisor namespace, as Glance serves a loaded one. */

@@ -28,6 +28,15 @@ export interface ImageLocation {
   id?: number;
 }
 
+/** A member of a shared image (Glance's image_members row). */
+export interface ImageMember {
+  /** The project the image is shared with: a string, though Glance keeps any JSON value it is given. */
+  member_id: string | number | boolean;
+  status: 'pending' | 'accepted' | 'rejected';
+  created_at: string;
+  updated_at: string;
+}
+
 /** An image record as stored: Glance's image document without the computed links. */
 export interface ImageRecord {
   id: string;
@@ -52,6 +61,8 @@ export interface ImageRecord {
   tags: string[];
   /** Additional (user) properties, string-valued. */
   extra: Record<string, string>;
+  /** The image's members (absent: none). */
+  members?: ImageMember[];
 }
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
