@@ -50,7 +50,7 @@ export interface RedisClient {
   quit(): Promise<unknown>;
   disconnect(): void;
   /** Optional: a client that can make another connection lets waiting holders be woken at once. */
-  duplicate?(): RedisSubscriber;
+  duplicate?(override?: Record<string, unknown>): RedisSubscriber;
 }
 
 /** The connection on which a store listens for the releases its waiting holders wait for. */
@@ -304,7 +304,7 @@ export class RedisStore implements Store {
   readonly #orphans = new Map<string, Orphan>();
   /** The connection that hears releases (made when a holder first waits), and who waits on which channel. */
   #subscriber: RedisSubscriber | null = null;
-  readonly #wakers = new Map<string, Set<() => void>>();
+  readonly #channels = new Map<string, { readonly wakers: Set<() => void>; subscribed: Promise<boolean> | null }>();
 
   constructor(given: RedisStoreOptions) {
     const options = checkOptions('RedisStore', given, REDIS_STORE_OPTIONS);
@@ -396,27 +396,30 @@ export class RedisStore implements Store {
    * Without a connection to listen on (a client that cannot make one, or Redis unreachable), only
    * the clock wakes.
    */
-  async #listen(channel: string): Promise<Listening> {
+  async #listen(name: string): Promise<Listening> {
     let wake: (() => void) | null = null;
     const waker = () => wake?.();
-    let wakers = this.#wakers.get(channel);
-    const first = wakers === undefined;
-    if (wakers === undefined) {
-      wakers = new Set();
-      this.#wakers.set(channel, wakers);
+    let channel = this.#channels.get(name);
+    if (channel === undefined) {
+      channel = { wakers: new Set(), subscribed: null };
+      this.#channels.set(name, channel);
     }
-    wakers.add(waker);
+    channel.wakers.add(waker);
     const subscriber = this.#subscriberConnection();
     let subscribed = false;
     if (subscriber !== null) {
-      try {
-        if (first) await withDeadline(subscriber.subscribe(channel), this.timeout);
-        subscribed = true;
-      } catch {
-        subscribed = false;
-      }
+      // One subscription per channel, shared by its listeners; one that failed is tried again.
+      const ch = channel;
+      ch.subscribed ??= withDeadline(subscriber.subscribe(name), this.timeout).then(
+        () => true,
+        () => {
+          ch.subscribed = null;
+          return false;
+        },
+      );
+      subscribed = await ch.subscribed;
     }
-    const set = wakers;
+    const ch = channel;
     return {
       subscribed,
       next: (ms) =>
@@ -432,10 +435,10 @@ export class RedisStore implements Store {
           };
         }),
       stop: () => {
-        set.delete(waker);
-        if (set.size === 0 && this.#wakers.get(channel) === set) {
-          this.#wakers.delete(channel);
-          this.#subscriber?.unsubscribe(channel).catch(() => undefined);
+        ch.wakers.delete(waker);
+        if (ch.wakers.size === 0 && this.#channels.get(name) === ch) {
+          this.#channels.delete(name);
+          if (ch.subscribed !== null) this.#subscriber?.unsubscribe(name).catch(() => undefined);
         }
       },
     };
@@ -445,10 +448,11 @@ export class RedisStore implements Store {
   #subscriberConnection(): RedisSubscriber | null {
     if (this.#subscriber !== null || this.#closed) return this.#subscriber;
     if (typeof this.#client.duplicate !== 'function') return null;
-    const subscriber = this.#client.duplicate();
+    // Its subscriptions wait for it to connect (and are made again when it reconnects).
+    const subscriber = this.#client.duplicate({ enableOfflineQueue: true, autoResubscribe: true });
     subscriber.on('error', () => undefined); // the clock still wakes; the main connection reports
     subscriber.on('message', (channel: string) => {
-      for (const wake of [...(this.#wakers.get(channel) ?? [])]) wake();
+      for (const wake of [...(this.#channels.get(channel)?.wakers ?? [])]) wake();
     });
     this.#subscriber = subscriber;
     return subscriber;
