@@ -165,8 +165,8 @@ const PEERS = {
   },
 };
 
-async function startPeer(name, def, ctx, extra) {
-  const cpu = ctx.settings.serverCpu;
+async function startPeer(name, def, ctx, extra, cpus) {
+  const cpu = cpus ?? ctx.settings.serverCpu;
   if (def.nginx) {
     const dir = path.join(ctx.tmp, name);
     fs.mkdirSync(dir, { recursive: true, mode: 0o755 });
@@ -202,7 +202,9 @@ function peersOf(suite, ctx) {
     }
     // args: a list, or a function of the context (for what is known only at run time).
     const extra = typeof entry.args === 'function' ? entry.args(ctx) : (entry.args ?? []);
-    out.push({ name: entry.name, def: PEERS[entry.peer], extra, processes: entry.processes });
+    // cpus: 'all' gives the peer every CPU (a sidecar with workers, one per core as it runs).
+    const cpus = entry.cpus === 'all' ? `0-${(os.availableParallelism ? os.availableParallelism() : os.cpus().length) - 1}` : undefined;
+    out.push({ name: entry.name, def: PEERS[entry.peer], extra, processes: entry.processes, cpus });
   }
   return { peers: out, skipped };
 }
@@ -351,13 +353,13 @@ async function runPeerSuite(name, suite, ctx, out) {
   const started = [];
   try {
     for (const p of peers) {
-      const s = await startPeer(p.name, p.def, ctx, p.extra);
+      const s = await startPeer(p.name, p.def, ctx, p.extra, p.cpus);
       s.label = p.def.label + (p.extra.length ? `, ${p.extra.join(' ')}` : '');
       s.path = p.def.path?.(ctx);
       s.meters = suite.meters?.[p.name];
       started.push(s);
       const pids = lib.processTree(s.pid);
-      out.peers[p.name] = { label: s.label, url: s.url, pid: s.pid, cpu: ctx.settings.serverCpu, processes: pids.length };
+      out.peers[p.name] = { label: s.label, url: s.url, pid: s.pid, cpu: p.cpus ?? ctx.settings.serverCpu, processes: pids.length };
       log(`${p.name} listening on ${s.url} (pid ${pids.join(', ')})`);
       // A peer that says how many processes it runs (a primary and its workers) is checked for them.
       must(p.processes === undefined || pids.length === p.processes, `${p.name}: ${pids.length} processes (${pids.join(', ')}), expected ${p.processes}`);
