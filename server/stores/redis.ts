@@ -14,8 +14,10 @@
  *   token holds it; `release` deletes the token wherever it is, comparing before it deletes.
  *
  * A lease or a place in the queue that is not renewed runs out after its time to live, so a process
- * that dies frees its images. A waiting holder is told of each release of its image (Redis pub/sub,
- * on a second connection made when a holder first waits) and asks again at once; it also asks again
+ * that dies frees its images. When a change's turn is given back, the holders waiting for it are told
+ * who may take it (Redis pub/sub, on a second connection made when a holder first waits): the change
+ * that heads the queue, by its token, or every upload when no change waits; only those ask again at
+ * once, the rest of the queue stays quiet (no herd of asks that all but one lose). A holder also asks again
  * by the clock (every few milliseconds, at most every {@link POLL_MS} and a quarter of its time to
  * live), renewing its place each time, since a lease may also run out or a message be missed.
  *
@@ -148,13 +150,23 @@ if redis.replicate_commands then redis.replicate_commands() end
 local clock = redis.call('TIME')
 local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
 local function ms(n) return string.format('%d', n) end
-local function prune()
-  redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ms(now))
+local function pruneQueue()
   local gone = redis.call('ZRANGEBYSCORE', KEYS[4], '-inf', ms(now))
   for _, token in ipairs(gone) do
     redis.call('ZREM', KEYS[3], token)
     redis.call('ZREM', KEYS[4], token)
   end
+end
+local function prune()
+  redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ms(now))
+  pruneQueue()
+end
+-- The turn is free: tell the holders waiting on channel c who may take it, the change that heads the
+-- queue (its token), or, when no change waits, every upload ('*').
+local function tell(c)
+  pruneQueue()
+  local head = redis.call('ZRANGE', KEYS[3], 0, 0)
+  redis.call('PUBLISH', c, head[1] or '*')
 end
 -- The sets live as long as their last entry (and a second more), so an idle image leaves nothing.
 local function keepUploads()
@@ -198,7 +210,7 @@ if redis.call('ZSCORE', KEYS[3], token) then
   redis.call('ZREM', KEYS[4], token)
   if redis.call('ZCARD', KEYS[1]) > 0 then
     -- It leaves the queue without the turn: the next may take it.
-    redis.call('PUBLISH', ARGV[3], '1')
+    tell(ARGV[3])
     return -1
   end
   redis.call('SET', KEYS[2], token, 'PX', ttl)
@@ -243,7 +255,7 @@ if redis.call('GET', KEYS[2]) == token then
   n = n + 1
 end
 -- A change's turn given back (or its place): the holders waiting for it are told (ARGV[2], the channel).
-if n > 0 and ARGV[2] then redis.call('PUBLISH', ARGV[2], '1') end
+if n > 0 and ARGV[2] then tell(ARGV[2]) end
 return n + redis.call('ZREM', KEYS[1], token)
 `;
 
@@ -271,6 +283,28 @@ interface Listening {
   next(ms: number): Promise<void>;
   stop(): void;
 }
+
+/** One holder waiting on a channel: woken when told, or told while it was asking (`told`). */
+interface Listener {
+  wake: (() => void) | null;
+  told: boolean;
+}
+
+/** A channel this store listens on: its holders by token, and its subscription. */
+interface Channel {
+  readonly listeners: Map<string, Listener>;
+  /** Resolves true once subscribed, false when that failed (null: not asked, or to ask again). */
+  subscribed: Promise<boolean> | null;
+  /** Whether the subscription is known to be made. */
+  heard: boolean;
+  /** The unsubscription of a channel nobody waits on, kept a while for the next waiting holder. */
+  idle: NodeJS.Timeout | null;
+}
+
+/** How long a channel nobody waits on stays subscribed. */
+const CHANNEL_IDLE_MS = 5000;
+/** A message that names no holder (`*`, or a sender that names none): every holder of the channel may try. */
+const TOKEN = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
 /** `promise`, or a rejection after `ms`. */
 function withDeadline<T>(promise: Promise<T>, ms: number): Promise<T> {
@@ -304,7 +338,7 @@ export class RedisStore implements Store {
   readonly #orphans = new Map<string, Orphan>();
   /** The connection that hears releases (made when a holder first waits), and who waits on which channel. */
   #subscriber: RedisSubscriber | null = null;
-  readonly #channels = new Map<string, { readonly wakers: Set<() => void>; subscribed: Promise<boolean> | null }>();
+  readonly #channels = new Map<string, Channel>();
 
   constructor(given: RedisStoreOptions) {
     const options = checkOptions('RedisStore', given, REDIS_STORE_OPTIONS);
@@ -352,7 +386,8 @@ export class RedisStore implements Store {
     const channel = this.#channel(key);
     const pollCap = Math.max(1, Math.min(POLL_MS, Math.floor(ms / 4)));
     let delay = Math.min(FIRST_POLL_MS, pollCap);
-    let listening: Listening | null = null;
+    // On a channel already heard, the holder listens before it first asks: nothing told after is missed.
+    let listening: Listening | null = this.#channels.get(channel)?.heard === true ? this.#listenNow(channel, lease.token) : null;
     try {
       for (;;) {
         const answer = await this.#eval(kind === 'upload' ? SCRIPTS.upload : SCRIPTS.change, keys, [lease.token, String(ms), channel]);
@@ -360,8 +395,8 @@ export class RedisStore implements Store {
         if (answer === -1) return 'uploading';
         if (answer !== 0) throw new Error(`RedisStore: unexpected answer from Redis: ${String(answer)}`);
         if (listening === null) {
-          // Told of every release from now on; a release before that is seen by asking again at once.
-          listening = await this.#listen(channel);
+          // Told from now on; a release before that is seen by asking again at once.
+          listening = await this.#listen(channel, lease.token);
           if (listening.subscribed) continue;
         }
         await listening.next(delay);
@@ -391,57 +426,87 @@ export class RedisStore implements Store {
   }
 
   /**
-   * Listen for the releases of one image until stop(): next(ms) resolves at the next one, or after
-   * `ms` (asking again by the clock stays the rule: a release may be missed, a lease may run out).
-   * Without a connection to listen on (a client that cannot make one, or Redis unreachable), only
-   * the clock wakes.
+   * Listen for the releases of one image until stop(): next(ms) resolves when this holder is told it
+   * may take the turn (Redis names the change that heads the queue, or every upload), or after `ms`
+   * (asking again by the clock stays the rule: a message may be missed, a lease may run out). Without
+   * a connection to listen on (a client that cannot make one, or Redis unreachable), only the clock
+   * wakes.
    */
-  async #listen(name: string): Promise<Listening> {
-    let wake: (() => void) | null = null;
-    const waker = () => wake?.();
+  async #listen(name: string, token: string): Promise<Listening> {
+    const listening = this.#listenNow(name, token);
+    const subscriber = this.#subscriberConnection();
+    const channel = this.#channels.get(name);
+    if (subscriber === null || channel === undefined) return listening;
+    // One subscription per channel, shared by its holders; one that failed is tried again.
+    channel.subscribed ??= withDeadline(subscriber.subscribe(name), this.timeout).then(
+      () => {
+        channel.heard = true;
+        return true;
+      },
+      () => {
+        channel.subscribed = null;
+        return false;
+      },
+    );
+    return { ...listening, subscribed: await channel.subscribed };
+  }
+
+  /** A holder of `token` listening on `name` from now on, heard when the channel is already subscribed. */
+  #listenNow(name: string, token: string): Listening {
     let channel = this.#channels.get(name);
     if (channel === undefined) {
-      channel = { wakers: new Set(), subscribed: null };
+      channel = { listeners: new Map(), subscribed: null, heard: false, idle: null };
       this.#channels.set(name, channel);
     }
-    channel.wakers.add(waker);
-    const subscriber = this.#subscriberConnection();
-    let subscribed = false;
-    if (subscriber !== null) {
-      // One subscription per channel, shared by its listeners; one that failed is tried again.
-      const ch = channel;
-      ch.subscribed ??= withDeadline(subscriber.subscribe(name), this.timeout).then(
-        () => true,
-        () => {
-          ch.subscribed = null;
-          return false;
-        },
-      );
-      subscribed = await ch.subscribed;
+    if (channel.idle !== null) {
+      clearTimeout(channel.idle);
+      channel.idle = null;
     }
     const ch = channel;
+    const listener: Listener = { wake: null, told: false };
+    ch.listeners.set(token, listener);
     return {
-      subscribed,
+      subscribed: ch.heard,
       next: (ms) =>
         new Promise<void>((resolve) => {
+          if (listener.told) {
+            listener.told = false;
+            resolve();
+            return;
+          }
           const timer = setTimeout(() => {
-            wake = null;
+            listener.wake = null;
             resolve();
           }, ms);
-          wake = () => {
+          listener.wake = () => {
             clearTimeout(timer);
-            wake = null;
+            listener.wake = null;
             resolve();
           };
         }),
       stop: () => {
-        ch.wakers.delete(waker);
-        if (ch.wakers.size === 0 && this.#channels.get(name) === ch) {
+        ch.listeners.delete(token);
+        if (ch.listeners.size > 0 || this.#channels.get(name) !== ch || ch.idle !== null) return;
+        ch.idle = setTimeout(() => {
+          ch.idle = null;
+          if (ch.listeners.size > 0 || this.#channels.get(name) !== ch) return;
           this.#channels.delete(name);
           if (ch.subscribed !== null) this.#subscriber?.unsubscribe(name).catch(() => undefined);
-        }
+        }, CHANNEL_IDLE_MS).unref();
       },
     };
+  }
+
+  /** A message on a channel: the holder it names, or every holder of the channel. */
+  #told(name: string, message: string): void {
+    const listeners = this.#channels.get(name)?.listeners;
+    if (listeners === undefined) return;
+    const named = TOKEN.test(message) ? listeners.get(message) : undefined;
+    if (TOKEN.test(message) && named === undefined) return; // another process's holder
+    for (const listener of named === undefined ? [...listeners.values()] : [named]) {
+      if (listener.wake !== null) listener.wake();
+      else listener.told = true; // asking right now: it asks again at once
+    }
   }
 
   /** The connection that hears releases, made on first need; null when the client cannot make one. */
@@ -451,9 +516,7 @@ export class RedisStore implements Store {
     // Its subscriptions wait for it to connect (and are made again when it reconnects).
     const subscriber = this.#client.duplicate({ enableOfflineQueue: true, autoResubscribe: true });
     subscriber.on('error', () => undefined); // the clock still wakes; the main connection reports
-    subscriber.on('message', (channel: string) => {
-      for (const wake of [...(this.#channels.get(channel)?.wakers ?? [])]) wake();
-    });
+    subscriber.on('message', (channel: string, message: string) => this.#told(channel, String(message)));
     this.#subscriber = subscriber;
     return subscriber;
   }
@@ -471,6 +534,7 @@ export class RedisStore implements Store {
     if (this.#closed) return;
     this.#closed = true;
     for (const wake of [...this.#waitingReady]) wake();
+    for (const channel of this.#channels.values()) if (channel.idle !== null) clearTimeout(channel.idle);
     this.#subscriber?.disconnect();
     this.#subscriber = null;
     if (!this.#own) return;

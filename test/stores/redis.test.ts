@@ -368,6 +368,44 @@ describe('1. Location changes: RedisStore behind the location guard', () => {
 });
 
 describe('waking the holders that wait', () => {
+  it('should tell, on each release, the change that heads the queue by its token, and every upload once no change waits', async () => {
+    const prefix = `t-${randomUUID()}:`;
+    const key = 'told';
+    const channel = `${prefix}lease:{${key}}:released`;
+    const first = open({ prefix });
+    const second = open({ prefix });
+    const heard: string[] = [];
+    const listener = raw.duplicate();
+    listener.on('message', (_channel: string, message: string) => heard.push(message));
+    await listener.subscribe(channel);
+    try {
+      const a = held(await first.acquire(key, 'change', 10_000));
+      const b = second.acquire(key, 'change', 10_000).then(held);
+      await sleep(50);
+      const c = second.acquire(key, 'change', 10_000).then(held);
+      await sleep(50);
+      const queue = await raw.zrange(`${prefix}lease:{${key}}:queue`, 0, -1);
+      expect(queue).toHaveLength(2);
+      await first.release(a);
+      const bLease = await b;
+      await second.release(bLease);
+      const cLease = await c;
+      // An upload waits while the last change is held; it is told ('*') once that one is released.
+      const upload = first.acquire(key, 'upload', 10_000).then(held);
+      await sleep(50);
+      await second.release(cLease);
+      const uploadLease = await upload;
+      await sleep(50);
+      expect(heard).toEqual([queue[0], queue[1], '*']);
+      await first.release(uploadLease);
+      await sleep(50);
+      // An upload's release frees no turn: nobody is told.
+      expect(heard).toEqual([queue[0], queue[1], '*']);
+    } finally {
+      listener.disconnect();
+    }
+  }, 20_000);
+
   it('should give a waiting change its turn as soon as the change before it is released, in another process', async () => {
     const prefix = `t-${randomUUID()}:`;
     const first = open({ prefix });
