@@ -11,13 +11,16 @@
  *   waiting); `change` refuses while an upload is held, takes the turn when it is free, or queues
  *   the change and, asked again, gives it its turn once it heads the queue and none is held (and
  *   then refuses it if an upload registered meanwhile); `renew` extends a lease only while its own
- *   token holds it; `release` deletes the token wherever it is, comparing before it deletes.
+ *   token holds it; `release` deletes the token wherever it is, comparing before it deletes, and
+ *   hands a change's turn on.
  *
  * A lease or a place in the queue that is not renewed runs out after its time to live, so a process
- * that dies frees its images. When a change's turn is given back, the holders waiting for it are told
- * who may take it (Redis pub/sub, on a second connection made when a holder first waits): the change
- * that heads the queue, by its token, or every upload when no change waits; only those ask again at
- * once, the rest of the queue stays quiet (no herd of asks that all but one lose). A holder also asks again
+ * that dies frees its images. A change's turn given back is handed on in the same script: to the
+ * change that heads the queue (or, when an upload came behind it, that change is refused and the next
+ * one considered), which is told by its token (Redis pub/sub, on a second connection made when a
+ * holder first waits; at once, from the release's own answer, when it waits in the same process) and
+ * goes on without asking; once no change waits, every upload is told to ask again. The rest of the
+ * queue stays quiet: no herd of asks that all but one lose. A holder also asks again
  * by the clock (every few milliseconds, at most every {@link POLL_MS} and a quarter of its time to
  * live), renewing its place each time, since a lease may also run out or a message be missed.
  *
@@ -161,13 +164,6 @@ local function prune()
   redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ms(now))
   pruneQueue()
 end
--- The turn is free: tell the holders waiting on channel c who may take it, the change that heads the
--- queue (its token), or, when no change waits, every upload ('*').
-local function tell(c)
-  pruneQueue()
-  local head = redis.call('ZRANGE', KEYS[3], 0, 0)
-  redis.call('PUBLISH', c, head[1] or '*')
-end
 -- The sets live as long as their last entry (and a second more), so an idle image leaves nothing.
 local function keepUploads()
   local last = redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')
@@ -179,6 +175,36 @@ local function keepQueue()
     redis.call('PEXPIREAT', KEYS[3], ms(tonumber(last[2]) + 1000))
     redis.call('PEXPIREAT', KEYS[4], ms(tonumber(last[2]) + 1000))
   end
+end
+-- The turn is free: give it to the change that heads the queue, for what is left of its place's time,
+-- and tell it on channel c ('<token>:turn'), or, when an upload registered while it waited, refuse it
+-- ('<token>:uploading') and go on to the next; once no change waits, tell every upload ('*'). What was
+-- told is returned, for the caller's own holders.
+local function handOn(c)
+  redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ms(now))
+  pruneQueue()
+  local told = {}
+  while redis.call('EXISTS', KEYS[2]) == 0 do
+    local head = redis.call('ZRANGE', KEYS[3], 0, 0)
+    local t = head[1]
+    if not t then
+      redis.call('PUBLISH', c, '*')
+      told[#told + 1] = '*'
+      break
+    end
+    local expiry = tonumber(redis.call('ZSCORE', KEYS[4], t) or now)
+    redis.call('ZREM', KEYS[3], t)
+    redis.call('ZREM', KEYS[4], t)
+    local message = t .. ':uploading'
+    if redis.call('ZCARD', KEYS[1]) == 0 then
+      redis.call('SET', KEYS[2], t, 'PX', ms(math.max(1, expiry - now)))
+      message = t .. ':turn'
+    end
+    redis.call('PUBLISH', c, message)
+    told[#told + 1] = message
+  end
+  keepQueue()
+  return told
 end
 local token = ARGV[1]
 `;
@@ -200,6 +226,11 @@ return 1
 const CHANGE = `${PRELUDE}
 local ttl = tonumber(ARGV[2])
 prune()
+if redis.call('GET', KEYS[2]) == token then
+  -- Its turn was given to it while it waited (its message missed).
+  redis.call('PEXPIRE', KEYS[2], ttl)
+  return 1
+end
 if redis.call('ZSCORE', KEYS[3], token) then
   redis.call('ZADD', KEYS[4], ms(now + ttl), token)
   keepQueue()
@@ -210,7 +241,7 @@ if redis.call('ZSCORE', KEYS[3], token) then
   redis.call('ZREM', KEYS[4], token)
   if redis.call('ZCARD', KEYS[1]) > 0 then
     -- It leaves the queue without the turn: the next may take it.
-    tell(ARGV[3])
+    handOn(ARGV[3])
     return -1
   end
   redis.call('SET', KEYS[2], token, 'PX', ttl)
@@ -247,16 +278,22 @@ end
 return 0
 `;
 
-/** Delete `token` wherever it is (an upload, the change held when it is this token's, a place in the queue): how many. */
+/**
+ * Delete `token` wherever it is (an upload, the change held when it is this token's, a place in the
+ * queue); a change's turn given back (or its place) is handed on (ARGV[2], the channel). How many
+ * entries went, then the messages told, for the caller's own holders.
+ */
 const RELEASE = `${PRELUDE}
 local n = redis.call('ZREM', KEYS[3], token) + redis.call('ZREM', KEYS[4], token)
 if redis.call('GET', KEYS[2]) == token then
   redis.call('DEL', KEYS[2])
   n = n + 1
 end
--- A change's turn given back (or its place): the holders waiting for it are told (ARGV[2], the channel).
-if n > 0 and ARGV[2] then tell(ARGV[2]) end
-return n + redis.call('ZREM', KEYS[1], token)
+local gone = n + redis.call('ZREM', KEYS[1], token)
+local told = {}
+if n > 0 and ARGV[2] then told = handOn(ARGV[2]) end
+table.insert(told, 1, gone)
+return told
 `;
 
 interface Script {
@@ -280,14 +317,18 @@ const NOT_SENT = /^Stream isn't writeable/;
 interface Listening {
   /** Whether releases are heard (else only the clock wakes). */
   readonly subscribed: boolean;
-  next(ms: number): Promise<void>;
+  /** What the holder was told within `ms`: its turn, refused, or to ask again (also when nothing was told). */
+  next(ms: number): Promise<Told>;
   stop(): void;
 }
 
+/** What a waiting holder is told: the turn given to it, refused (an upload came), or to ask again. */
+type Told = 'turn' | 'uploading' | 'ask';
+
 /** One holder waiting on a channel: woken when told, or told while it was asking (`told`). */
 interface Listener {
-  wake: (() => void) | null;
-  told: boolean;
+  wake: ((told: Told) => void) | null;
+  told: Told | null;
 }
 
 /** A channel this store listens on: its holders by token, and its subscription. */
@@ -303,8 +344,8 @@ interface Channel {
 
 /** How long a channel nobody waits on stays subscribed. */
 const CHANNEL_IDLE_MS = 5000;
-/** A message that names no holder (`*`, or a sender that names none): every holder of the channel may try. */
-const TOKEN = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+/** A message to one holder, `<token>:turn` or `<token>:uploading`; any other (`*`) tells every holder of the channel to ask. */
+const TO_HOLDER = /^([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}):(turn|uploading)$/;
 
 /** `promise`, or a rejection after `ms`. */
 function withDeadline<T>(promise: Promise<T>, ms: number): Promise<T> {
@@ -399,7 +440,10 @@ export class RedisStore implements Store {
           listening = await this.#listen(channel, lease.token);
           if (listening.subscribed) continue;
         }
-        await listening.next(delay);
+        // The turn is given (or refused) by the release that frees it, without asking.
+        const told = await listening.next(delay);
+        if (told === 'turn') return lease;
+        if (told === 'uploading') return 'uploading';
         delay = Math.min(delay * 2, pollCap);
       }
     } catch (err) {
@@ -417,7 +461,13 @@ export class RedisStore implements Store {
   }
 
   async release(lease: Lease): Promise<void> {
-    await this.#eval(SCRIPTS.release, this.#keys(lease.key), [lease.token, this.#channel(lease.key)]);
+    const channel = this.#channel(lease.key);
+    this.#toldHere(channel, await this.#eval(SCRIPTS.release, this.#keys(lease.key), [lease.token, channel]));
+  }
+
+  /** What a release told (its answer after the count), to this store's own holders at once (the same messages reach them again, later, by Redis). */
+  #toldHere(channel: string, answer: unknown): void {
+    if (Array.isArray(answer)) for (const message of answer.slice(1)) this.#told(channel, String(message));
   }
 
   /** The channel on which the releases of image `key` are told. */
@@ -463,25 +513,25 @@ export class RedisStore implements Store {
       channel.idle = null;
     }
     const ch = channel;
-    const listener: Listener = { wake: null, told: false };
+    const listener: Listener = { wake: null, told: null };
     ch.listeners.set(token, listener);
     return {
       subscribed: ch.heard,
       next: (ms) =>
-        new Promise<void>((resolve) => {
-          if (listener.told) {
-            listener.told = false;
-            resolve();
+        new Promise<Told>((resolve) => {
+          if (listener.told !== null) {
+            resolve(listener.told);
+            listener.told = null;
             return;
           }
           const timer = setTimeout(() => {
             listener.wake = null;
-            resolve();
+            resolve('ask');
           }, ms);
-          listener.wake = () => {
+          listener.wake = (told) => {
             clearTimeout(timer);
             listener.wake = null;
-            resolve();
+            resolve(told);
           };
         }),
       stop: () => {
@@ -497,16 +547,21 @@ export class RedisStore implements Store {
     };
   }
 
-  /** A message on a channel: the holder it names, or every holder of the channel. */
+  /** A message on a channel: to the holder it names (if it is this store's), or to every holder of the channel. */
   #told(name: string, message: string): void {
     const listeners = this.#channels.get(name)?.listeners;
     if (listeners === undefined) return;
-    const named = TOKEN.test(message) ? listeners.get(message) : undefined;
-    if (TOKEN.test(message) && named === undefined) return; // another process's holder
-    for (const listener of named === undefined ? [...listeners.values()] : [named]) {
-      if (listener.wake !== null) listener.wake();
-      else listener.told = true; // asking right now: it asks again at once
+    const toHolder = TO_HOLDER.exec(message);
+    const tell = (listener: Listener, told: Told) => {
+      if (listener.wake !== null) listener.wake(told);
+      else if (listener.told !== 'turn' && listener.told !== 'uploading') listener.told = told; // asking right now: heard when it waits
+    };
+    if (toHolder === null) {
+      for (const listener of [...listeners.values()]) tell(listener, 'ask');
+      return;
     }
+    const listener = listeners.get(toHolder[1] as string);
+    if (listener !== undefined) tell(listener, toHolder[2] as Told);
   }
 
   /** The connection that hears releases, made on first need; null when the client cannot make one. */
@@ -633,7 +688,10 @@ export class RedisStore implements Store {
         continue;
       }
       this.#eval(SCRIPTS.release, orphan.keys, [token, orphan.channel]).then(
-        () => this.#orphans.delete(token),
+        (told) => {
+          this.#orphans.delete(token);
+          this.#toldHere(orphan.channel, told);
+        },
         () => undefined, // tried again at the next reconnection, until it has run out
       );
     }

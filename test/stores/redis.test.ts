@@ -161,9 +161,10 @@ describe('1. Location changes: RedisStore, the race registry shared between proc
     expect(await raw.get(key)).toBe('another-holder');
     // The script itself, called as another process would.
     const keys = ['cad:lease:{img}:uploads', key, 'cad:lease:{img}:queue', 'cad:lease:{img}:queue-expiry'];
-    expect(await raw.eval(SCRIPTS.release.lua, 4, ...keys, 'not-the-token')).toBe(0);
+    // (Its answer: how many entries went, then what it told; no channel given, nothing told.)
+    expect(await raw.eval(SCRIPTS.release.lua, 4, ...keys, 'not-the-token')).toEqual([0]);
     expect(await raw.get(key)).toBe('another-holder');
-    expect(await raw.eval(SCRIPTS.release.lua, 4, ...keys, 'another-holder')).toBe(1);
+    expect(await raw.eval(SCRIPTS.release.lua, 4, ...keys, 'another-holder')).toEqual([1]);
     expect(await raw.get(key)).toBeNull();
     // Uploads: only the token's own entry goes.
     const upload = held(await store.acquire('img', 'upload', 30_000));
@@ -368,7 +369,50 @@ describe('1. Location changes: RedisStore behind the location guard', () => {
 });
 
 describe('waking the holders that wait', () => {
-  it('should tell, on each release, the change that heads the queue by its token, and every upload once no change waits', async () => {
+  it("should refuse, on the release, a waiting change an upload came behind (told '<token>:uploading'), and let the upload go", async () => {
+    const prefix = `t-${randomUUID()}:`;
+    const key = 'refused';
+    const first = open({ prefix });
+    const second = open({ prefix });
+    const heard: string[] = [];
+    const listener = raw.duplicate();
+    listener.on('message', (_channel: string, message: string) => heard.push(message));
+    await listener.subscribe(`${prefix}lease:{${key}}:released`);
+    try {
+      const a = held(await first.acquire(key, 'change', 10_000));
+      const b = second.acquire(key, 'change', 10_000);
+      await sleep(50);
+      const [waiting] = await raw.zrange(`${prefix}lease:{${key}}:queue`, 0, -1);
+      const upload = first.acquire(key, 'upload', 10_000).then(held);
+      await sleep(50);
+      await first.release(a);
+      expect(await b).toBe('uploading');
+      const uploadLease = await upload;
+      await sleep(50);
+      expect(heard).toEqual([`${waiting}:uploading`, '*']);
+      await first.release(uploadLease);
+    } finally {
+      listener.disconnect();
+    }
+  });
+
+  it('should give a change its turn when it asks, if its message was missed', async () => {
+    const prefix = `t-${randomUUID()}:`;
+    const store = open({ prefix });
+    const keys = ['uploads', 'change', 'queue', 'queue-expiry'].map((k) => `${prefix}lease:{missed}:${k}`);
+    const channel = `${prefix}lease:{missed}:released`;
+    const a = held(await store.acquire('missed', 'change', 10_000));
+    // A holder of another process, that hears nothing.
+    expect(await raw.eval(SCRIPTS.change.lua, 4, ...keys, 'other-holder', '10000', channel)).toBe(0);
+    await store.release(a);
+    expect(await raw.get(keys[1] as string)).toBe('other-holder');
+    expect(await raw.pttl(keys[1] as string)).toBeGreaterThan(9000);
+    expect(await raw.eval(SCRIPTS.change.lua, 4, ...keys, 'other-holder', '10000', channel)).toBe(1);
+    expect(await raw.eval(SCRIPTS.release.lua, 4, ...keys, 'other-holder', channel)).toEqual([1, '*']);
+    expect(await raw.exists(...keys)).toBe(0);
+  });
+
+  it('should give the turn, on each release, to the change that heads the queue and tell it by its token, and tell every upload once no change waits', async () => {
     const prefix = `t-${randomUUID()}:`;
     const key = 'told';
     const channel = `${prefix}lease:{${key}}:released`;
@@ -396,11 +440,13 @@ describe('waking the holders that wait', () => {
       await second.release(cLease);
       const uploadLease = await upload;
       await sleep(50);
-      expect(heard).toEqual([queue[0], queue[1], '*']);
+      const told = [`${queue[0]}:turn`, `${queue[1]}:turn`, '*'];
+      expect(heard).toEqual(told);
+      expect([bLease.token, cLease.token]).toEqual(queue);
       await first.release(uploadLease);
       await sleep(50);
       // An upload's release frees no turn: nobody is told.
-      expect(heard).toEqual([queue[0], queue[1], '*']);
+      expect(heard).toEqual(told);
     } finally {
       listener.disconnect();
     }
