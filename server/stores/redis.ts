@@ -21,8 +21,9 @@
  * holder first waits; at once, from the release's own answer, when it waits in the same process) and
  * goes on without asking; once no change waits, every upload is told to ask again. The rest of the
  * queue stays quiet: no herd of asks that all but one lose. A holder also asks again
- * by the clock (every few milliseconds, at most every {@link POLL_MS} and a quarter of its time to
- * live), renewing its place each time, since a lease may also run out or a message be missed.
+ * by the clock (every {@link POLL_MS}, or a quarter of its time to live when shorter; every few
+ * milliseconds at first when it hears no releases), renewing its place each time, since a lease may
+ * also run out or a message be missed.
  *
  * Every command has a deadline (`timeout`, 2 s by default): a Redis that cannot be reached or does
  * not answer in time makes the call reject, and the guard answers 503 (it fails closed). The client
@@ -440,8 +441,10 @@ export class RedisStore implements Store {
           listening = await this.#listen(channel, lease.token);
           if (listening.subscribed) continue;
         }
-        // The turn is given (or refused) by the release that frees it, without asking.
-        const told = await listening.next(delay);
+        // The turn is given (or refused) by the release that frees it, without asking; a holder that
+        // hears releases asks by the clock only for what no message tells (a lease run out, a message
+        // lost), at the slowest pace.
+        const told = await listening.next(listening.subscribed ? pollCap : delay);
         if (told === 'turn') return lease;
         if (told === 'uploading') return 'uploading';
         delay = Math.min(delay * 2, pollCap);
