@@ -137,6 +137,7 @@ const peerFile = (f) => path.join(PEER_DIR, f);
 const PEERS = {
   sidecar: {
     label: 'glance-edge proxy (sidecar; defaults: metrics, logs, request ids, guard)',
+    command: 'proxy',
     cmd: (ctx, extra = []) => ['node', [...ctx.nodeFlags, CLI, 'proxy', '--upstream', ctx.upstream, '--port', '0', ...extra]],
   },
   hpm: { label: 'http-proxy-middleware in Express, keep-alive agent', cmd: (ctx) => ['node', [peerFile('hpm-proxy.js'), ctx.upstream]] },
@@ -149,6 +150,7 @@ const PEERS = {
   },
   demo: {
     label: 'glance-edge demo',
+    command: 'demo',
     cmd: (ctx, extra = []) => ['node', [...ctx.nodeFlags, CLI, 'demo', '--port', '0', '--data', ctx.demoData, ...extra]],
     path: (ctx) => `/v2/images/${ctx.demoImageId}/file`,
   },
@@ -190,14 +192,26 @@ async function startPeer(name, def, ctx, extra, cpus) {
   return { name, proc, pid: proc.pid, url: m[1] };
 }
 
+/** The part of `glance-edge help` that lists `command`'s flags (the whole text without a command). */
+function helpOf(help, command) {
+  if (!command) return help;
+  const lines = help.split('\n');
+  const first = lines.findIndex((l) => l.startsWith(`  ${command} `));
+  if (first < 0) return '';
+  const next = lines.findIndex((l, i) => i > first && /^  \S/.test(l));
+  return lines.slice(first, next < 0 ? undefined : next).join('\n');
+}
+
 /** The peers of a suite that apply here: `{ name, def, extra }`; skipped ones with why. */
 function peersOf(suite, ctx) {
   const out = [];
   const skipped = {};
   for (const p of suite.peers) {
     const entry = typeof p === 'string' ? { name: p, peer: p } : p;
-    if (entry.when && !ctx.cliHelp.includes(entry.when)) {
-      skipped[entry.name] = `the command has no ${entry.when}`;
+    // when: a flag the peer's command must list in `glance-edge help` (demo or proxy, by its peer).
+    const command = PEERS[entry.peer]?.command;
+    if (entry.when && !helpOf(ctx.cliHelp, command).includes(entry.when)) {
+      skipped[entry.name] = `glance-edge ${command ?? ''} has no ${entry.when}`;
       continue;
     }
     // args: a list, or a function of the context (for what is known only at run time).
