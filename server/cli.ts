@@ -4,6 +4,7 @@
  *
  *   glance-edge demo [--data DIR] [--port 9292] [--host 127.0.0.1] [--show-multiple-locations true|false] ...
  *   glance-edge proxy --upstream URL [--port 9393] [--config FILE] ...
+ *   glance-edge check URL [--token T] [--json] ...   (server/check/)
  *
  * A wrong command line is one line on stderr that names what the user wrote (the flag, the
  * GLANCE_EDGE_ variable, or the key and its --config file) and exit status 2; the usage goes to
@@ -38,6 +39,8 @@ import { createMetrics } from './observe/metrics';
 import { createSidecar, warnLocalStore } from './sidecar/app';
 import { isWorker, runPrimary, workerListening, workerMetrics, workerStore } from './cluster';
 import { RedisStore, type RedisStoreOptions } from './stores/redis';
+import { CheckUsageError, parseCheckArgs } from './check/args';
+import { runCheck } from './check/run';
 
 const USAGE = `Usage: glance-edge <command> [options]
        glance-edge help | --help | -h
@@ -99,6 +102,22 @@ Commands:
           Flags win over GLANCE_EDGE_UPSTREAM, GLANCE_EDGE_PORT, GLANCE_EDGE_HOST (and the others
           GLANCE_EDGE_ + the flag's name in capitals, - as _), which win over
           the file.
+  check   Probe an image service as a client would and report what it lacks of the contract:
+          glance-edge check URL [options]    (URL: the image API's root; or OS_IMAGE_URL)
+          --token T                          X-Auth-Token to send (default OS_AUTH_TOKEN)
+          --header 'Name: value'             a header sent with every request (repeatable)
+          --json                             the report as JSON on stdout instead of a table
+          --timeout MS                       longest wait for one answer (default 30000)
+          --image ID                         only the read-only rows (ranges, the legacy form,
+                                             schema, metadefs) on this image; creates nothing
+          --keep                             leave the check's images (glance-edge-check-*)
+          --cleanup                          delete the images a killed check left behind
+          --cacert FILE | --insecure         trust these CA certificates | check no certificate
+          --serve-on HOST:PORT               where the check serves the data of its http
+                                             locations, an address the service reaches
+                                             (default 127.0.0.1:0, a free port)
+          Exit status: 0 when every required row it could test is ok, 1 when a required row
+          is missing or differs, 2 when it could not run or could test no required row.
   help    Print this text.
 
 BOOL is true or false, nothing else. N, MS (milliseconds) and BYTES are whole numbers in decimal:
@@ -421,9 +440,13 @@ export async function main(argv: string[]): Promise<void> {
   }
   if (command === '--help' || command === '-h' || command === 'help') {
     const [about, extra] = rest;
-    if (command === 'help' && about !== undefined && about !== 'demo' && about !== 'proxy') throw new UsageError(unknownCommand(about));
+    if (command === 'help' && about !== undefined && about !== 'demo' && about !== 'proxy' && about !== 'check') throw new UsageError(unknownCommand(about));
     if (command === 'help' && extra !== undefined) throw new UsageError(`help takes one command at most, got '${extra}'`);
     process.stdout.write(USAGE);
+    return;
+  }
+  if (command === 'check') {
+    await check(rest);
     return;
   }
   if (command !== 'demo' && command !== 'proxy') throw new UsageError(unknownCommand(command));
@@ -437,8 +460,23 @@ export async function main(argv: string[]): Promise<void> {
 }
 
 function unknownCommand(command: string): string {
-  const near = nearest(command, ['demo', 'proxy', 'help']);
-  return `unknown command '${command}' (${near === undefined ? 'the commands are demo, proxy and help' : `did you mean '${near}'?`})`;
+  const near = nearest(command, ['demo', 'proxy', 'check', 'help']);
+  return `unknown command '${command}' (${near === undefined ? 'the commands are demo, proxy, check and help' : `did you mean '${near}'?`})`;
+}
+
+/** `glance-edge check` (server/check/): its exit status is the check's. */
+async function check(args: readonly string[]): Promise<void> {
+  let parsed: ReturnType<typeof parseCheckArgs>;
+  try {
+    parsed = parseCheckArgs(args, process.env, nearest);
+  } catch (err) {
+    throw err instanceof CheckUsageError ? new UsageError(err.message) : err;
+  }
+  if (parsed.help) {
+    process.stdout.write(USAGE);
+    return;
+  }
+  process.exitCode = await runCheck(parsed.options);
 }
 
 async function demo(flags: ReadonlyMap<string, string>): Promise<void> {

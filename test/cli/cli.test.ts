@@ -79,10 +79,10 @@ describe('The command line: help and usage', () => {
 
 describe('The command line: commands and flags', () => {
   it.each<[string[], string]>([
-    [['serve'], "unknown command 'serve' (the commands are demo, proxy and help)"],
+    [['serve'], "unknown command 'serve' (the commands are demo, proxy, check and help)"],
     [['dmeo'], "unknown command 'dmeo' (did you mean 'demo'?)"],
-    [['--port', '0'], "unknown command '--port' (the commands are demo, proxy and help)"],
-    [['help', 'serve'], "unknown command 'serve' (the commands are demo, proxy and help)"],
+    [['--port', '0'], "unknown command '--port' (the commands are demo, proxy, check and help)"],
+    [['help', 'serve'], "unknown command 'serve' (the commands are demo, proxy, check and help)"],
     [['help', 'demo', 'proxy'], "help takes one command at most, got 'proxy'"],
     [['demo', '--prot', '0'], "unknown flag '--prot' for demo (did you mean '--port'?)"],
     [['demo', '--max_ranges', '2'], "unknown flag '--max_ranges' for demo (did you mean '--max-ranges'?)"],
