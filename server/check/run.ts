@@ -113,7 +113,6 @@ async function checkService(client: ServiceClient, options: CheckOptions, io: Ch
   const run = newRun();
   const images = new CheckImages(client, run);
   await preflight(client, options, '/v2/images?limit=1');
-  io.err(`glance-edge check: ${client.url}, images named ${NAME_PREFIX}${run}-*\n`);
 
   let held: HeldUpload | undefined;
   let data: DataServer | undefined;
@@ -143,6 +142,7 @@ async function checkService(client: ServiceClient, options: CheckOptions, io: Ch
       throw new CouldNotRun(`${client.url} answered ${statusAndText(answer)} to creating an image${hint}`);
     }
     const dataImage = created.id;
+    io.err(`glance-edge check: ${client.url}, images named ${NAME_PREFIX}${run}-*\n`);
     let noData = '';
     data = await startDataServer(options.serveOn.host, options.serveOn.port, `${NAME_PREFIX}${run}`).catch((err: unknown) => {
       const { host, port } = options.serveOn;
