@@ -11,6 +11,11 @@
 # Returns once /healthcheck answers OK; stop.sh stops it by the pid recorded in the state folder.
 # Installs nothing: a missing Debian package (python3-glance, glance-common) fails the start with
 # its name; `bash .ci/run` installs them.
+#
+# GLANCE_WITHOUT_LOCATION_CHECKS=1 starts Glance as it answered before Ocata: Glance's own code,
+# copied into the state folder with the three status checks on location changes taken out
+# (without_location_checks.py, which fails the start if its edits do not apply), first in
+# PYTHONPATH. A Glance already running on the state folder must be of the same kind.
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)"
@@ -23,6 +28,12 @@ HEALTH_URL="http://127.0.0.1:$PORT/healthcheck"
 PY=/usr/bin/python3 # Debian's Python, where python3-glance is, whatever python3 is first in PATH
 METADEFS_DIRS=(/etc/glance/metadefs /usr/share/glance-common/metadefs)
 PACKAGES=(python3-glance glance-common)
+KIND_FILE="$STATE/kind"
+case "${GLANCE_WITHOUT_LOCATION_CHECKS:-0}" in
+  0 | '') KIND=stock ;;
+  1) KIND=without-location-checks ;;
+  *) echo "[glance start] GLANCE_WITHOUT_LOCATION_CHECKS must be 0 or 1, got '$GLANCE_WITHOUT_LOCATION_CHECKS'" >&2; exit 1 ;;
+esac
 
 log() { echo "[glance start] $*" >&2; }
 fail() { log "$*"; exit 1; }
@@ -66,6 +77,8 @@ elif [ -n "${1:-}" ]; then
 fi
 
 if is_running; then
+  running_kind="$(cat "$KIND_FILE" 2>/dev/null || echo stock)"
+  [ "$running_kind" = "$KIND" ] || fail "a $running_kind Glance already runs on $STATE (pid $(cat "$PIDFILE")); asked for $KIND"
   if healthy; then
     log "already running and healthy: pid $(cat "$PIDFILE"), http://127.0.0.1:$PORT"
     exit 0
@@ -121,9 +134,22 @@ CONF
     manage db_load_metadefs "$metadefs"
   fi
 
-  log "starting glance-api (eventlet, one process) on 127.0.0.1:$PORT"
+  pythonpath=""
+  if [ "$KIND" = without-location-checks ]; then
+    copy="$STATE/without-location-checks"
+    log "copying Glance's code to $copy without the status checks on location changes"
+    "$PY" "$HERE/without_location_checks.py" "$copy" >/dev/null || fail "Glance without the location checks could not be made"
+    # The controller that runs must be the edited copy's, not Debian's.
+    loaded="$(PYTHONPATH="$copy" "$PY" -c 'import glance.api.v2.images as m; print(m.__file__)')"
+    [ "$loaded" = "$copy/glance/api/v2/images.py" ] || fail "PYTHONPATH=$copy loads $loaded, not the edited copy"
+    pythonpath="$copy"
+  fi
+  echo "$KIND" >"$KIND_FILE"
+
+  log "starting glance-api (eventlet, one process, $KIND) on 127.0.0.1:$PORT"
   (
     cd "$STATE"
+    [ -z "$pythonpath" ] || export PYTHONPATH="$pythonpath"
     exec setsid "$PY" -c 'import sys; sys.argv[0] = "glance-api"; from glance.cmd.api import main; sys.exit(main())' \
       "${CONFIG[@]}" >>"$STATE/glance-api.stdout" 2>&1 </dev/null
   ) &

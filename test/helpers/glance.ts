@@ -2,6 +2,10 @@
  * A real OpenStack Glance (Debian's python3-glance and glance-common, started by test/glance/start.sh)
  * on a free port with a fresh state folder of its own, for tests that need the real thing. A missing
  * package fails the start with its name.
+ *
+ * `startRealGlance({ withoutLocationChecks: true })` starts the same Glance as it answered before
+ * Ocata: its own code, copied into the state folder with the three status checks on location changes
+ * taken out (test/glance/without_location_checks.py), the service the location guard stands in front of.
  */
 import { execFile } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -26,6 +30,10 @@ export interface RealGlance {
   readonly logFile: string;
   /** `--config-file` arguments that give glance-manage this Glance's database and paths. */
   readonly configArgs: readonly string[];
+  /** Its SQLite database. */
+  readonly database: string;
+  /** Started without Ocata's status checks on location changes. */
+  readonly withoutLocationChecks: boolean;
   stop(): Promise<void>;
 }
 
@@ -59,12 +67,18 @@ function run(file: string, args: string[], env: NodeJS.ProcessEnv): Promise<void
   });
 }
 
+export interface RealGlanceOptions {
+  /** Glance's own code without the status checks Ocata added to location changes (a pre-Ocata Glance). */
+  readonly withoutLocationChecks?: boolean;
+}
+
 /** Start a fresh real Glance; it answers on the returned URL until `stop()`. */
-export async function startRealGlance(): Promise<RealGlance> {
+export async function startRealGlance(options: RealGlanceOptions = {}): Promise<RealGlance> {
+  const withoutLocationChecks = options.withoutLocationChecks ?? false;
   const folder = mkdtempSync(path.join(tmpdir(), 'glance-edge-glance-'));
   const state = path.join(folder, 'glance');
   const port = await freePort();
-  const env = { GLANCE_STATE: state, GLANCE_PORT: String(port) };
+  const env = { GLANCE_STATE: state, GLANCE_PORT: String(port), GLANCE_WITHOUT_LOCATION_CHECKS: withoutLocationChecks ? '1' : '0' };
   try {
     await run(START, ['--fresh'], env);
   } catch (err) {
@@ -78,6 +92,8 @@ export async function startRealGlance(): Promise<RealGlance> {
     state,
     logFile: path.join(state, 'glance-api.log'),
     configArgs: ['--config-file', GLANCE_CONF, '--config-file', path.join(state, 'paths.conf')],
+    database: path.join(state, 'glance.sqlite'),
+    withoutLocationChecks,
     stop: async () => {
       await run(STOP, [], env);
       rmSync(folder, { recursive: true, force: true });
