@@ -128,10 +128,16 @@ export function serviceClient(options: ServiceClientOptions): ServiceClient {
       body.write(data.subarray(0, first));
       const headers = headersOf({ 'Content-Type': 'application/octet-stream', 'Content-Length': String(data.length) });
       const sent = client.send({ method: 'PUT', path, headers, body });
-      const answer = sent.answer.then((res) => readAnswer(res, READ_LIMIT));
-      answer.catch(() => undefined);
+      const read = sent.answer.then((res) => readAnswer(res, READ_LIMIT));
+      read.catch(() => undefined);
+      // The answer, read whole, is due within the timeout from the moment the body is complete.
+      let finished!: () => void;
+      const answer = new Promise<void>((resolve) => (finished = resolve)).then(() => within(read, options.timeout, () => sent.abort()));
       return {
-        finish: () => body.end(data.subarray(first)),
+        finish: () => {
+          body.end(data.subarray(first));
+          finished();
+        },
         abort: () => sent.abort(),
         answer,
       };

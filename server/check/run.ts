@@ -166,6 +166,8 @@ async function checkService(client: ServiceClient, options: CheckOptions, io: Ch
       if (data) await probeAllowed(ctx, images, data.urls);
       else report.skip(LOCATION_ROWS, noData);
     }
+    // Stopped by a signal: its handler deletes the images and ends the process; no report.
+    if (stopping) return 2;
     outcome = await finish(options, images, io);
     return output(options, io, report, run, outcome);
   } finally {
