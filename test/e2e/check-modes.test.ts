@@ -6,7 +6,7 @@
  */
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { FIXTURE, startDemo } from '../helpers/processes';
+import { FIXTURE, startCli, startDemo } from '../helpers/processes';
 import { startGlanceUpstream, type GlanceUpstream } from '../fixtures/glance-upstream';
 import { check, checkImagesLeft, report, results } from './check-helpers';
 
@@ -215,6 +215,7 @@ describe('glance-edge check --image ID', () => {
     });
 
     it('should find the ranges missing and exit 1, with the token given', async () => {
+      const before = Math.max(-1, ...(await upstream.log()).map((e) => e.seq));
       const run = await check([upstream.url, '--image', ID, '--token', 'owner', '--json']);
       const doc = report(run);
       expect(run.status).toBe(1);
@@ -234,8 +235,25 @@ describe('glance-edge check --image ID', () => {
       expect(doc.row('legacy.form').seen).toBe('200, 32 bytes: the range ignored');
       // Every request carried the token, and none changed anything.
       const log = (await upstream.log()).filter((e) => e.image_id !== null);
-      expect(log).toHaveLength(10);
+      expect(log.filter((e) => e.seq > before)).toHaveLength(10);
       expect(log.every((e) => e.token === 'owner' && e.method === 'GET')).toBe(true);
+      expect(await upstream.image(ID)).toMatchObject({ status: 'active', locations: [] });
+    });
+
+    it('should find every read-only row ok through the sidecar in front of it, exit 0', async () => {
+      const sidecar = await startCli(['proxy', '--upstream', upstream.url, '--port', '0', '--host', '127.0.0.1']);
+      try {
+        const run = await check([sidecar.url, '--image', ID, '--token', 'owner', '--json']);
+        const doc = report(run);
+        expect(notOk(doc)).toEqual({
+          ...each(['locations.visible', ...LOCATION_ROWS], "could not test (--image: the location rows need images of the check's own)"),
+          'formats.ploop.create': 'could not test (--image: the check creates nothing)',
+        });
+        expect(doc.row('ranges.suffix').seen).toBe('206 Content-Range: bytes 27-31/32, "rstuv"');
+        expect(run.status).toBe(0);
+      } finally {
+        await sidecar.stop();
+      }
     });
 
     it('should exit 2 with one line when no identity is given', async () => {
