@@ -157,9 +157,18 @@ function specificity(range: string, type: string, subtype: string): number {
   return -1;
 }
 
-/** Python's `html.escape(s, quote=True)`. */
+/**
+ * webob's `html_escape`: Python's `html.escape(s, quote=True)`, then every character past ASCII as
+ * a decimal character reference (`encode('ascii', 'xmlcharrefreplace')`), code point by code point.
+ */
 export function escapeHtml(s: string): string {
-  return s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;').replace(/'/g, '&#x27;');
+  return s
+    .replace(/&/g, '&amp;')
+    .replace(/</g, '&lt;')
+    .replace(/>/g, '&gt;')
+    .replace(/"/g, '&quot;')
+    .replace(/'/g, '&#x27;')
+    .replace(/[\u0080-\u{10ffff}]/gu, (ch) => `&#${ch.codePointAt(0) as number};`);
 }
 
 /** webob's `strip_tags`, used for the plain-text form. */

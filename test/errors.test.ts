@@ -210,6 +210,18 @@ describe('0. Error bodies', () => {
       expect((res.body as Buffer).toString('utf8')).toBe(body);
     });
 
+    it('should 409 in HTML with non-ASCII as decimal character references, as webob html_escape does', async () => {
+      answerWith(glanceError(409, 'test.unicode', 'Image «snö☃» 🚀 is busy.'));
+      const res = await get('text/html');
+      const body =
+        '<html>\n <head>\n  <title>409 Conflict</title>\n </head>\n <body>\n  <h1>409 Conflict</h1>\n' +
+        '  Image &#171;sn&#246;&#9731;&#187; &#128640; is busy.<br /><br />\n\n\n\n </body>\n</html>';
+      expect(res.status).toBe(409);
+      expect(res.headers['content-type']).toBe('text/html; charset=UTF-8');
+      expect(res.headers['content-length']).toBe(String(Buffer.byteLength(body)));
+      expect((res.body as Buffer).toString('utf8')).toBe(body);
+    });
+
     it('should 400 in JSON with the message unescaped apart from JSON quoting', async () => {
       answerWith(error());
       const res = await get('application/json');
