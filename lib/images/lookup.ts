@@ -27,6 +27,8 @@ export interface ImageFacts {
   readonly checksum: string | null;
   /** How many locations the image has, or null when the service does not show them. */
   readonly locations: number | null;
+  /** The image document the service answered (a Glance v2 image), when the lookup read one. */
+  readonly document?: Readonly<Record<string, unknown>>;
 }
 
 /** "What is image `id`, asked with the credentials of `req`?" `null`: not visible to that caller. */
@@ -64,7 +66,7 @@ export function factsFromGlanceImage(doc: unknown): ImageFacts | null {
   const size = typeof d['size'] === 'number' ? d['size'] : null;
   const checksum = typeof d['checksum'] === 'string' ? d['checksum'] : null;
   const locations = Array.isArray(d['locations']) ? d['locations'].length : null;
-  return { id: d['id'], status: d['status'], size, checksum, locations };
+  return { id: d['id'], status: d['status'], size, checksum, locations, document: d };
 }
 
 export interface HttpImageLookupOptions {
