@@ -13,7 +13,7 @@ import { decideLocationPatch, type LocationConflict, type LocationImage } from '
 import { readPythonJson, type PyValue } from '../http/json';
 import { PATCH_MEDIA_TYPES, type PatchOp } from './patch';
 import { pyStrip, toJsValue } from './python';
-import { imageValueCheck, readLocationPatch, type ImageValueCheck } from './schema';
+import { imageValueCheck, readJudgedPatch, readLocationPatch, type ImageValueCheck } from './schema';
 import { resolveFormats, type FormatListOption } from '../defaults/middleware';
 import { CONTAINER_FORMATS, DISK_FORMATS } from '../defaults/formats';
 
@@ -251,9 +251,10 @@ function refuse(config: GuardConfig, req: IncomingMessage, imageId: string, erro
  */
 async function judgePatch(config: GuardConfig, req: IncomingMessage, res: ServerResponse, id: string, type: string): Promise<void> {
   const body = await inspectBody(req, config.limit);
-  const ops = readLocationPatch(body, type, config.checkValue);
+  const ops = readJudgedPatch(body, type, config.checkValue);
   if (ops.length === 0) return;
-  await judgeChange(config, req, res, id, (image) => decideLocationPatch(ops, image, config.policy));
+  const draft = PATCH_MEDIA_TYPES[type] ?? 10;
+  await judgeChange(config, req, res, id, (image) => decideLocationPatch(ops, image, config.policy, draft));
 }
 
 /**

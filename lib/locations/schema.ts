@@ -282,6 +282,14 @@ export function checkImageValue(op: 'add' | 'replace', path: readonly string[], 
  * without location ops is left to the service (none returned).
  */
 export function readLocationPatch(body: Buffer, mediaType: string, check: ImageValueCheck = checkImageValue): PatchOp[] {
+  return locationOps(readJudgedPatch(body, mediaType, check));
+}
+
+/**
+ * {@link readLocationPatch}, with every op of the patch when it has location ops (the decision
+ * follows Glance through the others too), and none when it has none.
+ */
+export function readJudgedPatch(body: Buffer, mediaType: string, check: ImageValueCheck = checkImageValue): PatchOp[] {
   let refused: GlanceError | undefined;
   const checkValue: ImageValueCheck = (op, path, value) => {
     const refusal = check(op, path, value);
@@ -302,5 +310,5 @@ export function readLocationPatch(body: Buffer, mediaType: string, check: ImageV
     if (locationOps(all).length === 0) return [];
     throw err;
   }
-  return locationOps(ops);
+  return locationOps(ops).length > 0 ? ops : [];
 }

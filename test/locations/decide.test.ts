@@ -6,6 +6,7 @@
 import type { GlanceError } from '../../lib/errors';
 import { IMAGE_STATUSES } from '../../lib/images/lookup';
 import { decideLocationPatch, locationPosition, type LocationImage } from '../../lib/locations/decide';
+import { fromHexLength } from '../../lib/locations/glance-image';
 import { parseImagePatch, type PatchOp } from '../../lib/locations/patch';
 
 const LOCATION = { url: 'http://example.com/image.qcow2', metadata: {} };
@@ -279,4 +280,111 @@ describe('1. Location changes: decision, op by op, in order (Glance)', () => {
       expect(decideLocationPatch([replace({ url: 'x' }), remove('3')], image('queued', 0), VISIBLE)).toBeNull();
     });
   });
+
+  describe("the image's document known: Glance's other checks, up to the op where Glance stops", () => {
+    /** A Glance image document: `extra` holds custom properties and overrides. */
+    const doc = (status: string, locations: unknown[], extra: Record<string, unknown> = {}): LocationImage => ({
+      status,
+      locations: locations.length,
+      document: { name: 'x', disk_format: 'raw', container_format: 'bare', visibility: 'shared', size: 32, status, checksum: null, protected: false, min_ram: 0, min_disk: 0, owner: null, os_hidden: false, os_hash_algo: null, os_hash_value: null, id: 'i', locations, tags: [], self: '/v2/images/i', file: '/v2/images/i/file', schema: '/v2/schemas/image', ...extra },
+    });
+    const prop = (op: 'add' | 'remove' | 'replace', name: string, value?: unknown): PatchOp => (op === 'remove' ? { op, path: [name] } : { op, path: [name], value });
+    const property = (status: number, message: string): Expected => ({ status, type: 'image.property', message });
+    const deactivated = doc('deactivated', [LOCATION, OTHER], { foo: 'bar' });
+
+    it.each<[string, PatchOp[], 4 | 10, Expected]>([
+      ['remove of a property that does not exist', [prop('remove', 'bar'), remove('0')], 10, property(409, 'Property bar does not exist.')],
+      ['replace of a property that does not exist', [prop('replace', 'bar', 'x'), remove('0')], 10, property(409, 'Property bar does not exist.')],
+      ['remove of an attribute of the image', [prop('remove', 'name'), remove('0')], 10, property(403, 'Property name may not be removed.')],
+      ['remove of a method of the image object', [prop('remove', 'delete'), remove('0')], 10, property(403, 'Property delete may not be removed.')],
+      ['v2.0 add of an attribute', [prop('add', 'name', 'y'), remove('0')], 4, property(409, 'Property name already present.')],
+      ['v2.0 add of an existing custom property', [prop('add', 'foo', 'y'), remove('0')], 4, property(409, 'Property foo already present.')],
+      ['replace of disk_format on an image that is not queued', [prop('replace', 'disk_format', 'qcow2'), remove('0')], 10, property(403, 'Attribute disk_format can be only replaced for a queued image.')],
+      ['a negative min_ram', [prop('replace', 'min_ram', -1), remove('0')], 10, property(400, "Invalid value '-1' for parameter 'min_ram': Cannot be a negative value")],
+    ])("should answer Glance's refusal of an earlier op (%s) before the 409 of a deactivated image", (_name, ops, draft, expected) => {
+      expectRefusal(decideLocationPatch(ops, deactivated, VISIBLE, draft), expected);
+      // Without the document the 409 is all the guard can tell.
+      expectRefusal(decideLocationPatch(ops, image('deactivated', 2), VISIBLE, draft), conflict('remove', 'deactivated'));
+    });
+
+    it.each<[string, PatchOp[], 4 | 10]>([
+      ['remove of an existing custom property', [prop('remove', 'foo'), remove('0')], 10],
+      ['v2.1 add of an attribute', [prop('add', 'name', 'y'), remove('0')], 10],
+      ['replace of an attribute', [prop('replace', 'min_ram', 512), remove('0')], 10],
+      ['v2.0 add of a new custom property', [prop('add', 'new', 'y'), remove('0')], 4],
+    ])('should 409 a deactivated image after an op Glance applies (%s)', (_name, ops, draft) => {
+      expectRefusal(decideLocationPatch(ops, deactivated, VISIBLE, draft), conflict('remove', 'deactivated'));
+    });
+
+    it("should leave a patch that fails at Glance's own check to the service when nothing later is refused", () => {
+      expect(decideLocationPatch([prop('remove', 'bar'), add('-', OTHER)], doc('active', [LOCATION]), VISIBLE)).toBeNull();
+      expect(decideLocationPatch([add('-', LOCATION)], doc('active', [LOCATION]), VISIBLE)).toBeNull();
+    });
+
+    it('should answer the duplicate 400 of an add before a later position 400', () => {
+      expectRefusal(decideLocationPatch([add('-', LOCATION), remove('9')], doc('active', [LOCATION, OTHER]), VISIBLE), { status: 400, type: 'location.duplicate', message: `The location ${LOCATION.url} already exists` });
+      // Other metadata is another location.
+      expectRefusal(decideLocationPatch([add('-', { url: LOCATION.url, metadata: { k: 'v' } }), remove('9')], doc('active', [LOCATION, OTHER]), VISIBLE), BAD_REMOVE);
+    });
+
+    it('should answer the duplicate 400 of a replace whose list holds one location twice', () => {
+      expectRefusal(decideLocationPatch([replace([LOCATION, LOCATION]), remove('9')], doc('queued', []), VISIBLE), { status: 400, type: 'location.duplicate', message: `The location ${LOCATION.url} already exists` });
+    });
+
+    it("should leave to the service a replace Glance refuses with its database's location ids (Original locations is not empty)", () => {
+      expect(decideLocationPatch([replace([OTHER]), remove('9')], doc('active', [LOCATION]), VISIBLE)).toBeNull();
+      // The same URLs in another order or with other metadata are a replace Glance applies.
+      expectRefusal(decideLocationPatch([replace([OTHER, LOCATION]), remove('9')], doc('active', [LOCATION, OTHER]), VISIBLE), BAD_REMOVE);
+    });
+
+    it.each<[string, Record<string, unknown>, string]>([
+      ['a checksum that is not hexadecimal', { checksum: 'z'.repeat(32), os_hash_algo: 'sha512', os_hash_value: 'ab'.repeat(64) }, `checksum (${'z'.repeat(32)}) is not a valid hexadecimal value`],
+      ['a checksum of the wrong size', { checksum: `${'ab'.repeat(15)}  `, os_hash_algo: 'sha512', os_hash_value: 'ab'.repeat(64) }, `checksum (${'ab'.repeat(15)}  ) is not the correct size for md5 (should be 16 bytes)`],
+      ['another hash algorithm', { os_hash_algo: 'sha256', os_hash_value: 'ab'.repeat(32) }, 'os_hash_algo must be sha512, not sha256'],
+      ['a hash value of the wrong size', { os_hash_algo: 'sha512', os_hash_value: 'ab'.repeat(32) }, `os_hash_value (${'ab'.repeat(32)}) is not the correct size for sha512 (should be 64 bytes)`],
+    ])('should 409 validation data with %s before the 409 of a later remove on a queued image', (_name, data, message) => {
+      const ops = [add('-', { ...OTHER, validation_data: data }), remove('0')];
+      expectRefusal(decideLocationPatch(ops, doc('queued', []), VISIBLE), { status: 409, type: 'location.validation', message });
+    });
+
+    it('should 409 new validation data on an active image, and take values it already has', () => {
+      const data = { os_hash_algo: 'sha512', os_hash_value: 'ab'.repeat(64) };
+      expectRefusal(decideLocationPatch([add('-', { ...OTHER, validation_data: data }), remove('9')], doc('active', [LOCATION]), VISIBLE), {
+        status: 409,
+        type: 'location.validation',
+        message: "New value(s) for os_hash_algo, os_hash_value may only be provided when image status is 'queued'",
+      });
+      expectRefusal(decideLocationPatch([add('-', { ...OTHER, validation_data: data }), remove('9')], doc('active', [LOCATION], data), VISIBLE), BAD_REMOVE);
+    });
+
+    it('should answer the formats 400 of an image that cannot become active before the 409 of a later remove', () => {
+      const ops = [prop('replace', 'container_format', null), add('-'), remove('0')];
+      expectRefusal(decideLocationPatch(ops, doc('queued', []), VISIBLE), { status: 400, type: 'image.formats', message: 'Property container_format must be set prior to saving data.' });
+      expectRefusal(decideLocationPatch([add('-'), remove('0')], doc('queued', [], { disk_format: null, container_format: null }), VISIBLE), {
+        status: 400,
+        type: 'image.formats',
+        message: 'Properties disk_format, container_format must be set prior to saving data.',
+      });
+    });
+
+    it("should 400 patch.unreadable where Glance's store fails on metadata that is not text (Glance: a bare 500)", () => {
+      const ops = [add('-', { url: OTHER.url, metadata: { n: 1 } }), remove('0')];
+      expect(decideLocationPatch(ops, doc('queued', []), VISIBLE)).toMatchObject({ status: 400, type: 'patch.unreadable' });
+    });
+
+    it.each<[string, number | null]>([
+      [' 0a 0b ', 2],
+      ['\t\n0a\v\f\r', 1],
+      ['0A', 1],
+      ['', 0],
+      ['0a0', null],
+      ['0 a', null],
+      ['zz', null],
+      ['\u00a00a', null],
+      ['0a\u001c', null],
+    ])("should read %j as Python's bytearray.fromhex does (%s bytes)", (text, bytes) => {
+      expect(fromHexLength(text)).toBe(bytes);
+    });
+  });
 });
+
