@@ -198,7 +198,7 @@ function helpOf(help, command) {
   const lines = help.split('\n');
   const first = lines.findIndex((l) => l.startsWith(`  ${command} `));
   if (first < 0) return '';
-  const next = lines.findIndex((l, i) => i > first && /^  \S/.test(l));
+  const next = lines.findIndex((l, i) => i > first && /^ {2}\S/.test(l));
   return lines.slice(first, next < 0 ? undefined : next).join('\n');
 }
 
