@@ -29,6 +29,14 @@ export const IMAGE_OBJECT_ATTRIBUTES: ReadonlySet<string> = new Set([
   'size', 'status', 'tags', 'updated_at', 'virtual_size', 'visibility',
 ]);
 
+/**
+ * Names of the image object that Glance cannot set to a string: `setattr` raises (`__class__`,
+ * `__dict__`, `__weakref__`), or the proxy loses the image it wraps and the next use of it raises
+ * (`base`). Glance answers a bare 500. (The other names of the object take the value, and those
+ * that break the image, `image_id` and `extra_properties`, fail only when it is saved, after every op.)
+ */
+const UNSETTABLE: ReadonlySet<string> = new Set(['__class__', '__dict__', '__weakref__', 'base']);
+
 /** The keys of Glance's image document that are not custom properties (`ResponseSerializer._format_image`). */
 const DOCUMENT_KEYS: ReadonlySet<string> = new Set([
   'name', 'disk_format', 'container_format', 'visibility', 'size', 'virtual_size', 'status', 'checksum', 'protected', 'min_ram',
@@ -125,6 +133,7 @@ export function applyPropertyOp(model: ImageModel, op: 'add' | 'remove' | 'repla
 
 /** `setattr(image, name, value)` for an attribute of the image object: the domain's setters' refusals. */
 function setAttribute(model: ImageModel, name: string, value: unknown): GlanceError | null {
+  if (UNSETTABLE.has(name)) return glanceFails(`Glance's image object cannot take '${name}'`);
   if (name === 'disk_format' || name === 'container_format') {
     if (model.status !== 'queued' && model.status !== 'importing') {
       return glanceError(403, 'image.property', `Attribute ${name} can be only replaced for a queued image.`);

@@ -32,9 +32,9 @@
  *
  * Where the answers may differ, the test names the case in KNOWN, a short list that README.md's
  * "Compatibility with Glance" explains: Glance's bare 500s the guard answers with 400
- * `patch.unreadable`; a location Glance's store refuses before an op the guard refuses; a patch
- * refused after an earlier remove, which Glance has already carried out. Any other difference fails
- * the test with the case's patch and both answers.
+ * `patch.unreadable`; a location Glance's store refuses, or a policy refusing the caller, before an
+ * op the guard refuses; a patch refused after an earlier remove, which Glance has already carried
+ * out. Any other difference fails the test with the case's patch and both answers.
  *
  *   PATCH_DIFF_RUNS  cases (default 160: about 20 s after the two Glances start; 700 take 70 s)
  *   PATCH_DIFF_SEED  fast-check seed (default: test/helpers/seed.ts; printed)
@@ -544,6 +544,15 @@ function mask(text: string, side: Side, id: string): string {
     .replace(/(&#x27;|'|\\u0027)id(&#x27;|'|\\u0027): \d+/g, '$1id$2: {location id}');
 }
 
+/** What Glance's store answers for a location it does not take. */
+const STORE_REFUSALS = ['Invalid location', 'The Store URI was malformed.'];
+
+/** `answer` is Glance's error with exactly `message` (in any of its three forms). */
+const says = (answer: Answer, message: string) => answer.body.includes(`\n\n${message}\n\n   `) || answer.body.includes(`${message}<br /><br />`);
+
+/** The sidecar answered one of the guard's refusals (not the service's answer passed on). */
+const guardRefused = (o: Outcome) => [400, 403, 409].includes(o.answer.status) && !STORE_REFUSALS.some((text) => says(o.answer, text)) && !o.answer.body.includes('You are not authorized');
+
 const sameAnswer = (a: Answer, b: Answer) => a.status === b.status && a.type === b.type && a.body === b.body;
 
 /** `after` is the image `before` with some of its locations gone, and nothing else changed. */
@@ -589,14 +598,25 @@ const KNOWN: readonly Known[] = [
   {
     // Whether Glance's store takes a location (its scheme, host, size) only the service can tell:
     // the guard takes the add or replace to succeed, and refuses a later op as Glance would then.
-    name: "a location Glance's store refuses (400 Invalid location) before an op the guard refuses: the guard answers the later op",
+    name: "a location Glance's store refuses (400 Invalid location, The Store URI was malformed.) before an op the guard refuses: the guard answers the later op",
     applies: (direct, through, k) =>
       k.body.kind === 'ops' &&
       k.body.ops.some((op) => op.kind === 'add location' || op.kind === 'replace locations') &&
       direct.answer.status === 400 &&
-      (direct.answer.body === '400 Bad Request\n\nInvalid location\n\n   ' || direct.answer.body.includes('Invalid location<br /><br />')) &&
-      [400, 403, 409].includes(through.answer.status) &&
-      !through.answer.body.includes('Invalid location') &&
+      STORE_REFUSALS.some((text) => says(direct.answer, text)) &&
+      guardRefused(through) &&
+      direct.after === direct.before &&
+      through.after === through.before,
+  },
+  {
+    // A policy of the service refuses the caller (here every caller: this Glance has no Keystone,
+    // so no roles, and making an image public or community needs the admin role).
+    name: 'a policy refusing the caller (403 You are not authorized…) before an op the guard refuses: the guard answers the later op',
+    applies: (direct, through, k) =>
+      k.body.kind === 'ops' &&
+      direct.answer.status === 403 &&
+      /You are not authorized to complete (publicize_image|communitize_image) action\./.test(direct.answer.body) &&
+      guardRefused(through) &&
       direct.after === direct.before &&
       through.after === through.before,
   },

@@ -307,7 +307,13 @@ describe('1. Location changes: decision, op by op, in order (Glance)', () => {
       expectRefusal(decideLocationPatch(ops, image('deactivated', 2), VISIBLE, draft), conflict('remove', 'deactivated'));
     });
 
+    it.each(['__class__', '__dict__', '__weakref__', 'base'])("should 400 patch.unreadable for setting %s, which breaks Glance's image object (Glance: a bare 500)", (name) => {
+      expect(decideLocationPatch([prop('replace', name, 'x'), remove('0')], deactivated, VISIBLE)).toMatchObject({ status: 400, type: 'patch.unreadable' });
+    });
+
     it.each<[string, PatchOp[], 4 | 10]>([
+      ['replace of a name of the image object that takes a value', [prop('replace', 'delete', 'x'), remove('0')], 10],
+      ['replace of image_id, which fails only when the image is saved', [prop('replace', 'image_id', 'x'), remove('0')], 10],
       ['remove of an existing custom property', [prop('remove', 'foo'), remove('0')], 10],
       ['v2.1 add of an attribute', [prop('add', 'name', 'y'), remove('0')], 10],
       ['replace of an attribute', [prop('replace', 'min_ram', 512), remove('0')], 10],
