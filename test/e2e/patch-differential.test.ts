@@ -705,8 +705,8 @@ describe('1. Location changes: the sidecar in front of a pre-Ocata Glance answer
       const headers: Record<string, string> = { 'content-type': k.media };
       if (k.accept !== null) headers['accept'] = k.accept;
       const bodies: string[] = [];
-      const [direct, through] = (await Promise.all(
-        sides.map(async (side, i) => {
+      const outcomes = Promise.all(
+        sides.map(async (side, i): Promise<Outcome> => {
           const made = await make(side.glance, k.setup, index);
           const body = bodyOf(k, made.locations, index);
           bodies[i] = mask(body.toString('utf8'), side, made.id);
@@ -715,7 +715,10 @@ describe('1. Location changes: the sidecar in front of a pre-Ocata Glance answer
           const released = made.release ? await made.release() : null;
           return { answer: { ...answer, body: mask(answer.body, side, made.id) }, before: mask(made.image, side, made.id), after, released };
         }),
-      )) as [Outcome, Outcome];
+      ).catch((err: unknown) => {
+        throw new Error(`case ${index} (PATCH_DIFF_SEED=${SEED}) ${JSON.stringify(k)}: ${err instanceof Error ? err.message : String(err)}`);
+      });
+      const [direct, through] = (await outcomes) as [Outcome, Outcome];
 
       const count = (key: string) => tally.set(key, (tally.get(key) ?? 0) + 1);
       count(`${k.setup.state} -> ${direct.answer.status}`);
@@ -739,5 +742,5 @@ describe('1. Location changes: the sidecar in front of a pre-Ocata Glance answer
       expect([...tally.keys()].some((key) => key.endsWith('-> 200'))).toBe(true);
       for (const state of STATES) expect({ state, met: [...tally.keys()].some((key) => key.startsWith(`${state} ->`)) }).toEqual({ state, met: true });
     }
-  }, 170_000);
+  }, Math.max(170_000, RUNS * 500));
 });

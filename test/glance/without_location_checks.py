@@ -9,6 +9,8 @@ controller (glance/api/v2/images.py) no longer refuses a location change for the
 * ``_do_add_locations``: 409 unless the image is active or queued,
 * ``_do_remove_locations``: 409 unless the image is active.
 
+These are the only status checks on a PATCH's location changes: glance/location.py (the store proxy that
+checks URLs, duplicates and 'Original locations is not empty') and glance/domain have none.
 Everything else is Glance's own code, untouched: with DEST first in PYTHONPATH, glance-api is
 Glance 25.1 as it answered before Ocata, the service the location guard is meant to stand in
 front of. Each edit must match Glance's text exactly once, and the result must compile and no
