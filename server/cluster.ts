@@ -76,7 +76,8 @@ export function runPrimary(options: PrimaryOptions): Promise<void> {
           }
         } else if (tagged<MetricsQuestion>(message, METRICS)) {
           const answer = (a: Omit<MetricsAnswer, 'tag' | 'id'>) => {
-            if (worker.isConnected()) worker.send({ tag: METRICS, id: message.id, ...a });
+            // (A worker going away: the failed send is told to the callback, not raised in the primary.)
+            if (worker.isConnected()) worker.send({ tag: METRICS, id: message.id, ...a }, () => undefined);
           };
           aggregator.clusterMetrics().then(
             (text) => answer({ text }),
@@ -84,6 +85,9 @@ export function runPrimary(options: PrimaryOptions): Promise<void> {
           );
         }
       });
+      // A message that could not reach a worker going away (its channel closed under a send): the
+      // worker's exit, below, is what counts; the primary goes on.
+      worker.on('error', (err: Error) => logger.warn({ event: 'worker.channel', pid: worker.process.pid, error: err.message }, 'a message could not reach a worker'));
       worker.on('exit', (code, signal) => {
         ready.delete(worker.id);
         if (stopping) {
@@ -168,7 +172,12 @@ export function workerMetrics(own: Registry, timeout = 5000): Registry {
             reject(err);
           },
         });
-        process.send({ tag: METRICS, id } satisfies MetricsQuestion);
+        process.send({ tag: METRICS, id } satisfies MetricsQuestion, undefined, undefined, (err: Error | null) => {
+          if (err === null) return;
+          pending.delete(id);
+          clearTimeout(timer);
+          reject(new Error(`the primary could not be asked: ${err.message}`));
+        });
       });
     }
   }

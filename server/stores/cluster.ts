@@ -41,7 +41,9 @@ export function serveWorkerStores(store: Store, worker: Worker): void {
   worker.on('message', (message: unknown) => {
     if (!isQuestion(message)) return;
     const reply = (answer: Omit<Answer, 'tag' | 'id'>) => {
-      if (worker.isConnected()) worker.send({ tag: TAG, id: message.id, ...answer });
+      // A worker going away (its channel closing as the answer is sent) no longer waits for it: with
+      // a callback the failed send is told there, not raised as the primary's uncaught 'error'.
+      if (worker.isConnected()) worker.send({ tag: TAG, id: message.id, ...answer }, () => undefined);
     };
     ask(store, message).then(
       (value) => reply({ ok: true, value }),
