@@ -14,6 +14,7 @@ import type { LegacyUse } from '../../lib/ranges/legacy';
 import { accessLog, logLegacyRange, logRefusal, type Logger } from '../observe/logs';
 import { both, metricsEndpoint, type EdgeMetrics } from '../observe/metrics';
 import { locationPolicy } from './location';
+import { imageView } from './images';
 import { imageService } from './service';
 import type { DiskImageStore } from './store';
 
@@ -83,13 +84,19 @@ export function createDemoApp(options: DemoOptions): Express {
   }
   if (metrics) app.get('/metrics', metricsEndpoint(metrics.registry));
 
-  // The suite, mounted as any user mounts it: the lookup is the store itself.
+  // The suite, mounted as any user mounts it: the lookup is the store itself, with the image's
+  // document, so that the guard answers a patch Glance would fail at an earlier op as Glance does.
   const registry = new MemoryStore();
+  const lookup = async (id: string) => {
+    const facts = store.facts(id);
+    const record = store.get(id);
+    return facts && record ? { ...facts, document: imageView(record) } : facts;
+  };
   metrics?.trackUploads(registry);
   const onRefused = both(logger && logRefusal(logger), metrics?.onRefused);
   app.use(
     locationGuard({
-      lookup: async (id) => store.facts(id),
+      lookup,
       showMultipleLocations: options.showMultipleLocations ?? true,
       store: registry,
       onRefused,

@@ -201,3 +201,21 @@ describe('1. the locations API of Glance 2024.2 (v2.17): not routed by Glance 25
     expect(plain.body.toString()).toMatch(target.startsWith('/v2.17') ? /^\{"versions": \[\{"id": "v2\.15", "status": "CURRENT"/ : /^404 Not Found\n\nThe resource could not be found\.\n\n {3}$/);
   });
 });
+
+describe('1. a patch Glance stops at an earlier op than the location op §1 refuses', () => {
+  it.each([
+    ['a v2.0 add of an attribute already there', 'application/openstack-images-v2.0-json-patch', [{ add: '/name', value: 'x' }, { remove: '/locations/0' }]],
+    ['a remove of a property that does not exist', 'application/openstack-images-v2.1-json-patch', [{ op: 'remove', path: '/nope' }, { op: 'remove', path: '/locations/0' }]],
+    ['a remove of an attribute', 'application/openstack-images-v2.1-json-patch', [{ op: 'remove', path: '/name' }, { op: 'remove', path: '/locations/0' }]],
+  ])('should answer %s with Glance\'s answer for that op, in each form, and change nothing', async (_name, type, ops) => {
+    const ids = await createBoth();
+    for (const accept of [{}, { Accept: 'application/json' }, { Accept: 'text/html' }]) {
+      const { glance: g, demo: d } = await both(ids, 'PATCH', '/v2/images/{id}', { 'Content-Type': type, ...accept }, JSON.stringify(ops));
+      expect(d).toEqual(g);
+      expect([403, 409]).toContain(d.status);
+      expect(d.body).not.toContain("It's not allowed to remove locations");
+    }
+    const after = await both(ids, 'GET', '/v2/images/{id}');
+    expect(after.demo).toEqual(after.glance);
+  });
+});
