@@ -520,7 +520,7 @@ function earlierFailure(earlier: readonly { op: Op; value: unknown }[], text: st
   );
   const located =
     earlier.some(({ op }) => op.kind === 'add location' || op.kind === 'replace locations') &&
-    [/The location \S+ already exists/, /^400 Bad Request\n\nInvalid location\n/, /The Store URI was malformed/, /Properties disk_format, container_format must be set prior to saving data\./, /Original locations is not empty/, /validation data|os_hash_value|checksum/].some((re) => re.test(text));
+    [/The location \S+ already exists/, /^400 Bad Request\n\nInvalid location\n/, /The Store URI was malformed/, /Properties disk_format, container_format must be set prior to saving data\./, /Original locations is not empty/, /^409 Conflict\n\n.*(validation data|os_hash_value|checksum)/s].some((re) => re.test(text));
   return named || located;
 }
 
@@ -593,7 +593,7 @@ describe('1. Location changes: patches fuzzed against the demo in every state', 
               const ruled = schema ? null : section1(ops ?? [], status, current.length, image.inFlight);
               const refusal = schema ?? ruled;
               // Glance may stop at an earlier op for a reason of its own, and the guard answers as Glance.
-              const earlier = ruled !== null && earlierFailure((ops ?? []).slice(0, ruled.at), res.body.toString());
+              const earlier = ruled !== null && res.status >= 400 && earlierFailure((ops ?? []).slice(0, ruled.at), res.body.toString());
               if (earlier) {
                 count('refused at an earlier op, as Glance');
               } else if (refusal) {
