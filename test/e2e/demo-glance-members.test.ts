@@ -3,31 +3,12 @@
  * status, the headers that matter and the same body bytes (image ids and dates normalised); and the
  * `glance` client's member commands on both, with the same output.
  */
-import http from 'node:http';
 import { glance as glanceCli } from '../helpers/glance-client';
 import { startRealGlance, type RealGlance } from '../helpers/glance';
 import { startDemo, type Demo } from '../helpers/processes';
+import { send, type Answer } from '../helpers/http';
 
 jest.setTimeout(120_000);
-
-interface Answer {
-  readonly status: number;
-  readonly headers: http.IncomingHttpHeaders;
-  readonly body: Buffer;
-}
-
-function send(port: number, method: string, target: string, headers: Record<string, string> = {}, body?: string): Promise<Answer> {
-  return new Promise((resolve, reject) => {
-    const req = http.request({ host: '127.0.0.1', port, method, path: target, headers, agent: false }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) }));
-      res.on('error', reject);
-    });
-    req.on('error', reject);
-    req.end(body);
-  });
-}
 
 const UUID = /[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}/g;
 const STAMP = /\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ/g;

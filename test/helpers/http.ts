@@ -1,4 +1,5 @@
 /** Small pieces shared by the middleware tests. */
+import http from 'node:http';
 import express from 'express';
 // @ts-expect-error -- express4 is an npm alias of express@4 and ships no types; its API is the one @types/express describes.
 import express4Untyped from 'express4';
@@ -24,4 +25,25 @@ export async function call(base: string, method: string, p: string, body?: strin
   if (body !== undefined) init.body = body;
   const res = await fetch(`${base}${p}`, init);
   return { status: res.status, headers: res.headers, body: Buffer.from(await res.arrayBuffer()) };
+}
+
+/** An answer read whole. */
+export interface Answer {
+  readonly status: number;
+  readonly headers: http.IncomingHttpHeaders;
+  readonly body: Buffer;
+}
+
+/** One request to 127.0.0.1:`port` on a connection of its own, its answer read whole. */
+export function send(port: number, method: string, target: string, headers: Record<string, string> = {}, body?: string | Buffer): Promise<Answer> {
+  return new Promise((resolve, reject) => {
+    const req = http.request({ host: '127.0.0.1', port, method, path: target, headers, agent: false }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) }));
+      res.on('error', reject);
+    });
+    req.on('error', reject);
+    req.end(body);
+  });
 }
