@@ -1,15 +1,14 @@
 /**
- * The one client of the suite for everything it asks of another HTTP server: the image service
- * behind the sidecar (forwarded requests, lookups, reads of image data, the health probe) and the
- * demo's http locations. Connection pools, the deadline of an answer, the one retry a stale pooled
- * connection allows, and the mapping of failures to Glance's 502 and 504 live here and nowhere else.
+ * The library's client for everything it asks of another HTTP server: the image service behind
+ * the sidecar (lookups, reads of image data, the health probe) and the demo's http locations.
+ * Connection pools, the deadline of an answer, the one retry a stale pooled connection allows, and
+ * the mapping of failures to Glance's 502 and 504 live here.
  *
- * Built on node:http's keep-alive agents. In the bench (`npm run bench`, suites `clients`, `small`
- * and `download`) undici 7 issues small GETs 1.4-2.1 x faster and a bare undici proxy passes small
- * requests 1.1-1.5 x faster, but it streamed a 256 MiB download at 0.79 x node:http's rate with
- * 20-35 MB more RSS, the sidecar's own per-request work (not its client) is what halves its rate
- * against a bare proxy, and node:http costs the library no dependency. Everything that depends on
- * the choice is in this file.
+ * Built on node:http's keep-alive agents, which cost the library no dependency. The sidecar's
+ * forwarder, the hot path of every request passed through, is the servers' own and runs on
+ * undici's `dispatch` (server/sidecar/forward.ts): in the bench (`npm run bench`, suite `small`)
+ * it took the sidecar's small pass-through from 0.6 x to 1.1 x a bare node:http proxy. It maps
+ * its failures to the same UpstreamFailure and upstreamError as this client.
  */
 import http, { type IncomingMessage } from 'node:http';
 import https from 'node:https';

@@ -24,7 +24,7 @@ import { accessLog, logLegacyRange, logRefusal, requestIdOf, type Logger } from 
 import { both, metricsEndpoint, type EdgeMetrics } from '../observe/metrics';
 import type { LegacyUse } from '../../lib/ranges/legacy';
 import { countLarge } from '../perf/reclaim';
-import { forward, framingRefusal } from './forward';
+import { framingRefusal, sidecarForwarder } from './forward';
 
 export interface SidecarOptions {
   /** Base URL of the upstream image service. */
@@ -118,21 +118,20 @@ export function createSidecar(options: SidecarOptions): (req: IncomingMessage, r
   const store = options.metrics ? options.metrics.observeStore(given) : given;
   if (options.peers && store.local && options.logger) warnLocalStore(options.logger);
   const client = upstreamClient({ url: options.upstream, timeout: options.timeout ?? 60_000 });
-  const forwarder = forward({
+  const forwarder = sidecarForwarder({
     upstream: options.upstream,
     timeout: client.timeout,
-    agent: client.target.agent,
     ...(options.metrics ? { onAnswer: (seconds: number) => options.metrics?.upstream('forward', seconds) } : {}),
     ...(options.logger ? { requestId: requestIdOf } : {}),
   });
-  const suite = suiteRoutes(options, client, store, forwarder) as unknown as Middleware;
+  const suite = suiteRoutes(options, client, store, forwarder.forward) as unknown as Middleware;
   const front = frontMiddlewares(options);
   const dispatch = (req: IncomingMessage, res: ServerResponse) => {
     const fail = (err?: unknown) => sendGlanceError(req, res, err);
     // A request framed ambiguously is refused before anything, a lookup included, goes upstream.
     const refusal = framingRefusal(req);
     if (refusal !== null) fail(refusal);
-    else if (untouchedBySuite(req)) forwarder(req, res, fail);
+    else if (untouchedBySuite(req)) forwarder.pass(req, res, fail);
     else {
       // The access line's request id: the forwarder puts it among the upstream's headers; every
       // other answer gets it here, before the suite's middlewares write anything.

@@ -275,8 +275,11 @@ describe('request framing through the sidecar', () => {
 
     it('should never let a PATCH reach the upstream from any of these', async () => {
       expect(upstream.requests().filter((r) => r.method === 'PATCH' || r.error !== undefined)).toEqual([]);
-      // Each smuggled request arrived once per test above, inside a body, and nowhere else.
-      expect(occurrences(upstream, SMUGGLED)).toBe(methods.length * 2);
+      // Each smuggled request arrived once per test above (four per method), inside a body, and
+      // nowhere else: in the bytes themselves only within those bodies (a chunked one may be split).
+      const carried = upstream.requests().filter((r) => r.body.toString('latin1') === SMUGGLED).length;
+      expect(carried).toBe(methods.length * 4);
+      expect(occurrences(upstream, SMUGGLED)).toBeLessThanOrEqual(carried);
     });
   });
 
@@ -529,12 +532,12 @@ describe('request framing through the sidecar', () => {
 });
 
 describe('request framing and the sidecar’s pool of upstream connections', () => {
-  it('should 200 each client its own answer when the upstream answers late and a second client reuses the connection', async () => {
+  it('should 200 each client its own answer when the upstream answers late, and not reuse a connection a GET with a body went on', async () => {
     await withUpstream({ delay: () => 150 }, async (upstream, sidecar) => {
       const first = exchange(sidecar.port, request('GET', '/v2/images?client=a', [['Transfer-Encoding', 'chunked']], chunked(SMUGGLED)));
       const second = exchange(sidecar.port, request('GET', '/v2/images?client=b', [['Content-Length', String(SMUGGLED.length)]], SMUGGLED));
       const [a, b] = await Promise.all([first, second]);
-      // The pooled connections are free again: these reuse them.
+      // Then two requests without a body, once those answers are over.
       const [c, d] = await Promise.all([exchange(sidecar.port, request('GET', '/v2/images?client=c', [])), exchange(sidecar.port, request('HEAD', '/v2/images?client=d', []), { heads: [true] })]);
       const seen = upstream.requests();
       expect(seen.map((r) => [r.method, r.target, r.framing, r.body.length]).sort()).toEqual([
@@ -543,7 +546,9 @@ describe('request framing and the sidecar’s pool of upstream connections', () 
         ['GET', '/v2/images?client=c', 'none', 0],
         ['HEAD', '/v2/images?client=d', 'none', 0],
       ]);
-      expect(upstream.connections().length).toBe(2);
+      // A connection that carried a GET with a body is closed after its answer (whatever the
+      // upstream made of that body, nothing more goes on it): c and d go on two new ones.
+      expect(upstream.connections().length).toBe(4);
       expectForwarded(a.answers[0], seen.find((r) => r.target.endsWith('a')));
       expectForwarded(b.answers[0], seen.find((r) => r.target.endsWith('b')));
       expectForwarded(c.answers[0], seen.find((r) => r.target.endsWith('c')));
