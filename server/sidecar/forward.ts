@@ -318,6 +318,7 @@ class Relay implements Dispatcher.DispatchHandler {
     if (this.clientGone) return; // nobody left to answer
     // The upstream died mid-answer: the client must not take a truncated body for a whole one.
     if (this.answered || this.res.headersSent) this.res.destroy();
+    else if ((err as NodeJS.ErrnoException).code === 'UND_ERR_INVALID_ARG') this.next(glanceError(400, 'request.invalid', `The request cannot be forwarded: ${err.message}.`));
     else this.next(upstreamError(failureOf(err, this.to.timeout)));
   }
 }

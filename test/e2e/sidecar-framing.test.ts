@@ -409,6 +409,16 @@ describe('request framing through the sidecar', () => {
       expectForwarded(answers[0], seen[0]);
     });
 
+    it('should 400 in Glance\'s format a request target that cannot be forwarded (OPTIONS *), and pass nothing on', async () => {
+      const mark = upstream.requests().length;
+      const { answers } = await exchange(sidecar.port, 'OPTIONS * HTTP/1.1\r\nHost: sidecar.test\r\nAccept: text/plain\r\n\r\n');
+      expect(answers[0]?.status).toBe(400);
+      expect(answers[0]?.headers['content-type']).toBe('text/plain; charset=UTF-8');
+      expect(answers[0]?.body.toString('latin1')).toBe('400 Bad Request\n\nThe request cannot be forwarded: path must be an absolute URL or start with a slash.\n\n   ');
+      await pause(50);
+      expect(since(upstream, mark)).toEqual([]);
+    });
+
     it('should 200 and forward as one HTTP/1.1 request a chunked HTTP/1.0 GET', async () => {
       const mark = upstream.requests().length;
       const { answers } = await exchange(sidecar.port, request('GET', '/v2/images', [['Transfer-Encoding', 'chunked']], chunked(SMUGGLED), 'HTTP/1.0'));
