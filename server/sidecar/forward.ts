@@ -18,6 +18,7 @@ import { glanceError, type GlanceError } from '../../lib/errors';
 import { noteFlatHeaders } from '../observe/answer-headers';
 import { edgeData } from '../../lib/http/body';
 import { connectionNamed, forwardedHeaders, hopByHop } from '../../lib/http/forwarded';
+import { lingerBeforeClosing } from '../../lib/http/linger';
 import { reclaiming, spent } from '../perf/reclaim';
 import { checkOptions, option, type OptionChecks } from '../../lib/options';
 import { UpstreamFailure, upstreamError } from '../../lib/upstream/client';
@@ -282,6 +283,14 @@ class Relay implements Dispatcher.DispatchHandler {
     const { to, req, res } = this;
     if (to.onAnswer) to.onAnswer(Number(process.hrtime.bigint() - this.started) / 1e9);
     const headers = clientHeaders(rawHeaders, req, to);
+    if (this.request.body != null && !this.sent) {
+      // The upstream answers before it has the whole body (a refused upload, say), and undici
+      // stops sending it: the client's connection closes after the answer, with what still comes
+      // read and dropped for a while (a lingering close), so the client gets the answer rather
+      // than a reset, and nothing it sends after that body is read as a request.
+      headers.push('Connection', 'close');
+      lingerBeforeClosing(req);
+    }
     this.large = reclaiming() && !contentLengthBelow(rawHeaders, SMALL);
     res.writeHead(statusCode, statusText, headers);
     noteFlatHeaders(res, headers);
@@ -364,8 +373,10 @@ function relay(to: Forwarder, req: IncomingMessage, res: ServerResponse, next: N
     headersTimeout: to.timeout,
     bodyTimeout: 0,
     // undici closes the connection after a HEAD (for servers that send a body anyway); an image
-    // service does not, and a HEAD keeps its connection as a GET does.
-    ...(method === 'HEAD' ? { reset: false } : {}),
+    // service does not, and a HEAD without a body keeps its connection as a GET does. (One with a
+    // body does not: after it, as after a GET with one, nothing more goes on that connection, so
+    // an upstream that would not read that body cannot take it for the next request.)
+    ...(method === 'HEAD' && bodiless ? { reset: false } : {}),
   };
   const relay = new Relay(to, req, res, next, request, bodiless && (method === 'GET' || method === 'HEAD'));
   if (track) edgeData(req).upstream = relay.closed();
@@ -381,9 +392,17 @@ function relay(to: Forwarder, req: IncomingMessage, res: ServerResponse, next: N
  */
 async function* bodyOf(req: IncomingMessage): AsyncGenerator<Buffer> {
   const count = reclaiming() && !(Number(req.headers['content-length']) < SMALL);
-  for await (const chunk of req.iterator({ destroyOnReturn: false })) {
-    if (count) spent((chunk as Buffer).length);
-    yield chunk as Buffer;
+  try {
+    for await (const chunk of req.iterator({ destroyOnReturn: false })) {
+      if (count) spent((chunk as Buffer).length);
+      yield chunk as Buffer;
+    }
+  } finally {
+    // undici stopped reading before the end (the upstream answered early, or failed): the rest is
+    // read and dropped, so that the client, still sending, gets its answer, and the connection
+    // goes on after the body (or closes, lingering, when the answer says so). Once the iterator
+    // has let go of the stream: its 'readable' listener would keep it from flowing.
+    if (!req.complete) setImmediate(() => req.resume());
   }
 }
 

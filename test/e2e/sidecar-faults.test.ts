@@ -130,7 +130,73 @@ describe('the sidecar and kept-alive connections the upstream closes', () => {
   });
 });
 
+/**
+ * An upstream that answers the image's lookup (a queued image) and, to an upload, a 401 as soon as
+ * its head has come, reading none of its body (keystonemiddleware refusing a token does so).
+ */
+function earlyRefusingUpstream(): Promise<Upstream & { readonly bodyBytes: () => number }> {
+  let bodyBytes = 0;
+  const sockets = new Set<net.Socket>();
+  const server = net.createServer((socket) => {
+    sockets.add(socket);
+    let buffered = Buffer.alloc(0);
+    socket.on('error', () => undefined);
+    socket.on('data', (d: Buffer) => {
+      buffered = Buffer.concat([buffered, d]);
+      for (;;) {
+        const end = buffered.indexOf('\r\n\r\n');
+        if (end < 0) return;
+        const head = buffered.subarray(0, end).toString('latin1');
+        buffered = buffered.subarray(end + 4);
+        if (head.startsWith('PUT ')) {
+          bodyBytes = buffered.length;
+          socket.write('HTTP/1.1 401 Unauthorized\r\nContent-Type: text/plain\r\nContent-Length: 12\r\n\r\nunauthorized');
+          socket.pause();
+          return;
+        }
+        const doc = JSON.stringify({ id: IMAGE, status: 'queued', size: null, checksum: null, locations: [] });
+        socket.write(`HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(doc)}\r\n\r\n${doc}`);
+      }
+    });
+  });
+  return listening(server).then((url) => ({
+    url,
+    seen: [],
+    bodyBytes: () => bodyBytes,
+    close: () =>
+      new Promise<void>((done) => {
+        for (const socket of sockets) socket.destroy();
+        server.close(() => done());
+      }),
+  }));
+}
+
 describe('the sidecar in front of upstreams that misbehave', () => {
+  it('should give a client still sending an upload the upstream\'s early 401, then close its connection', async () => {
+    const up = await earlyRefusingUpstream();
+    await withSidecar(up, [], async (sidecar) => {
+      // Like most upload clients, it writes the whole body before it reads anything.
+      const body = Buffer.alloc(8 * 1024 * 1024, 0x42);
+      const socket = net.connect(sidecar.port, '127.0.0.1');
+      const received: Buffer[] = [];
+      socket.on('data', (d: Buffer) => received.push(d));
+      const closed = new Promise<string | undefined>((done) => {
+        socket.on('error', (err: NodeJS.ErrnoException) => done(err.code));
+        socket.on('close', () => done(undefined));
+      });
+      socket.write(`PUT /v2/images/${IMAGE}/file HTTP/1.1\r\nHost: sidecar.test\r\nContent-Type: application/octet-stream\r\nContent-Length: ${body.length}\r\n\r\n`);
+      const written = await new Promise<boolean>((done) => socket.write(body, (err) => done(err === undefined || err === null)));
+      expect(written).toBe(true);
+      expect(await closed).toBeUndefined();
+      const answer = Buffer.concat(received).toString('latin1');
+      expect(answer).toMatch(/^HTTP\/1\.1 401 Unauthorized\r\n/);
+      expect(answer).toContain('\r\nConnection: close\r\n');
+      expect(answer.endsWith('\r\n\r\nunauthorized')).toBe(true);
+      // The upstream got the head and no more than what came with it: the rest was dropped here.
+      expect(up.bodyBytes()).toBeLessThan(body.length);
+    });
+  });
+
   it('should 504 with a Glance body when the upstream does not answer in time', async () => {
     const up = await upstream(() => undefined); // never answers
     await withSidecar(up, ['--timeout', '300'], async (sidecar) => {

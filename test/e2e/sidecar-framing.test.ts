@@ -256,7 +256,9 @@ describe('request framing through the sidecar', () => {
       expect(seen.map((r) => [r.method, r.target, r.framing, r.error])).toEqual([[method, '/v2/images', 'length', undefined]]);
       expect((seen[0] as ParsedRequest).body.toString('latin1')).toBe(SMUGGLED);
       expect(headerOf(seen[0] as ParsedRequest, 'content-length')).toBe(String(SMUGGLED.length));
-      expect(headerOf(seen[0] as ParsedRequest, 'connection')).toBe('keep-alive');
+      // The sidecar's own Connection, never the client's list (a HEAD with a body says it is the
+      // last request on its connection; after a GET, DELETE or OPTIONS with one, undici closes it).
+      expect(headerOf(seen[0] as ParsedRequest, 'connection')).toBe(method === 'HEAD' ? 'close' : 'keep-alive');
       expectForwarded(answers[0], seen[0]);
     });
 
@@ -566,6 +568,28 @@ describe('request framing and the sidecar’s pool of upstream connections', () 
       // Nothing more comes on either connection.
       await pause(400);
       expect(upstream.requests()).toHaveLength(4);
+    });
+  });
+
+  it.each(['HEAD', 'GET'])('should send nothing more on the connection a %s with a body went on, and keep the one of a %s without', async (method) => {
+    await withUpstream({}, async (upstream, sidecar) => {
+      const heads = [method === 'HEAD'];
+      const bodied = await exchange(sidecar.port, request(method, '/v2/images?with=body', [['Content-Length', String(SMUGGLED.length)]], SMUGGLED), { heads });
+      const after = await exchange(sidecar.port, request(method, '/v2/images?after=body', []), { heads });
+      const again = await exchange(sidecar.port, request(method, '/v2/images?again', []), { heads });
+      const seen = upstream.requests();
+      expect(seen.map((r) => [r.method, r.target, r.framing, r.body.toString('latin1')])).toEqual([
+        [method, '/v2/images?with=body', 'length', SMUGGLED],
+        [method, '/v2/images?after=body', 'none', ''],
+        [method, '/v2/images?again', 'none', ''],
+      ]);
+      // Whatever an upstream makes of a body on a HEAD or GET, the next request is not on its heels.
+      expect(seen[1]?.connection).not.toBe(seen[0]?.connection);
+      // A HEAD or GET without one keeps its connection for the next.
+      expect(seen[2]?.connection).toBe(seen[1]?.connection);
+      expectForwarded(bodied.answers[0], seen[0]);
+      expectForwarded(after.answers[0], seen[1]);
+      expectForwarded(again.answers[0], seen[2]);
     });
   });
 
