@@ -106,11 +106,12 @@ type Middleware = (req: IncomingMessage, res: ServerResponse, next: (err?: unkno
  * The sidecar in front of `options.upstream`, as a request listener for `http.createServer` (as
  * `glance-edge proxy` serves it) or a handler to mount last in an app of your own: it answers every
  * request. Requests no middleware of the suite touches (see untouchedBySuite) skip the suite and
- * go straight to the forwarder, which then costs what a bare node:http proxy costs; the others go
- * through the suite's middlewares in an Express Router rather than an app. (An app gives each
- * request and answer its own prototypes: the code both ways share, pino-http's, the forwarder's
- * and Node's, then met two shapes of each, and pass-through ran 12-20 % slower once writes or
- * downloads had gone through the app.) Both ways write the same access-log line.
+ * go straight to the forwarder (its `pass`: undici's dispatch, cheaper than a bare node:http
+ * proxy); the others go through the suite's middlewares in an Express Router rather than an app.
+ * (An app gives each request and answer its own prototypes: the code both ways share, the access
+ * log's, the forwarder's and Node's, then met two shapes of each, and pass-through ran 12-20 %
+ * slower once writes or downloads had gone through the app.) Both ways write the same access-log
+ * line.
  */
 export function createSidecar(options: SidecarOptions): (req: IncomingMessage, res: ServerResponse, next?: (err?: unknown) => void) => void {
   checkOptions('createSidecar', options, SIDECAR_OPTIONS, ['upstream']);
