@@ -4,31 +4,11 @@
  * around its v2 API: the health check, version negotiation, 405 with `Allow`, discovery (`/v2/info`)
  * and the metadefs namespace list.
  */
-import http from 'node:http';
 import { startRealGlance, type RealGlance } from '../helpers/glance';
+import { send, type Answer } from '../helpers/http';
 import { startDemo, type Demo } from '../helpers/processes';
 
 jest.setTimeout(60_000);
-
-interface Answer {
-  readonly status: number;
-  readonly headers: http.IncomingHttpHeaders;
-  readonly body: Buffer;
-}
-
-/** One request exactly as given (no Accept unless given), with the exact answer. */
-function send(port: number, method: string, target: string, headers: Record<string, string> = {}, body?: string): Promise<Answer> {
-  return new Promise((resolve, reject) => {
-    const req = http.request({ host: '127.0.0.1', port, method, path: target, headers, agent: false }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) }));
-      res.on('error', reject);
-    });
-    req.on('error', reject);
-    req.end(body);
-  });
-}
 
 /** The parts of an answer that must be the same: status, the headers that matter, body bytes; the port is normalised. */
 function view(answer: Answer, port: number) {

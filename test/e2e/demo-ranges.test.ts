@@ -4,7 +4,7 @@
  * Requests go out through node's http.request, so the headers are exactly the ones written here.
  */
 import { randomUUID } from 'node:crypto';
-import http, { type IncomingHttpHeaders } from 'node:http';
+import { send as call, type Answer as Reply } from '../helpers/http';
 import { FIXTURE, startBlobServer, startDemo, type BlobServer, type Demo } from '../helpers/processes';
 
 const SIZE = FIXTURE.length;
@@ -27,29 +27,9 @@ const LEGACY_STOP = 'Invalid stop position in Content-Range header. The stop pos
 const plain = (status: string, message: string) => `${status}\n\n${message}\n\n   `;
 const plain416 = (message: string) => `416 Request Range Not Satisfiable\n\nThe Range requested is not available.\n\n ${message}  `;
 
-interface Reply {
-  status: number;
-  headers: IncomingHttpHeaders;
-  body: Buffer;
-}
-
 let demo: Demo;
 let multi: Demo;
 let blobs: BlobServer;
-
-function call(base: string, method: string, path: string, headers: Record<string, string> = {}, body?: Buffer | string): Promise<Reply> {
-  const { hostname, port } = new URL(base);
-  return new Promise((resolve, reject) => {
-    const req = http.request({ hostname, port, method, path, headers, agent: false }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (chunk: Buffer) => chunks.push(chunk));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) }));
-      res.on('error', reject);
-    });
-    req.on('error', reject);
-    req.end(body);
-  });
-}
 
 /** GET (or HEAD) an image's data, asking for plain-text errors. */
 const download = (base: string, id: string, headers: Record<string, string> = {}, method = 'GET') =>

@@ -8,36 +8,18 @@
  * - an image whose data is at an http:// location (Glance's http store, no random access): Glance
  *   answers a range with 400, the sidecar in front of it with the 206.
  */
-import http, { type IncomingHttpHeaders } from 'node:http';
+import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import express from 'express';
 import { glanceErrorHandler } from '../../lib/errors';
 import { serveImage } from '../../lib/ranges/serve';
 import { startRealGlance, type RealGlance } from '../helpers/glance';
+import { send as request, type Answer as Reply } from '../helpers/http';
 import { FIXTURE, startBlobServer, startCli, startDemo, type BlobServer, type Demo, type RunningProcess } from '../helpers/processes';
 
 const EMPTY_MD5 = 'd41d8cd98f00b204e9800998ecf8427e';
 const V21 = 'application/openstack-images-v2.1-json-patch';
 const DEPRECATION_HEADERS = ['deprecation', 'link', 'warning'];
-
-interface Reply {
-  status: number;
-  headers: IncomingHttpHeaders;
-  body: Buffer;
-}
-
-function request(base: string, method: string, path: string, headers: Record<string, string> = {}, body?: Buffer | string): Promise<Reply> {
-  return new Promise((resolve, reject) => {
-    const req = http.request(`${base}${path}`, { method, headers, agent: false }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) }));
-      res.on('error', reject);
-    });
-    req.on('error', reject);
-    req.end(body);
-  });
-}
 
 /** A new image through `base`: with `data` uploaded, or at `url`. */
 async function makeImage(base: string, data: { bytes?: Buffer; url?: string }): Promise<string> {

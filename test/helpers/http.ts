@@ -34,10 +34,14 @@ export interface Answer {
   readonly body: Buffer;
 }
 
-/** One request to 127.0.0.1:`port` on a connection of its own, its answer read whole. */
-export function send(port: number, method: string, target: string, headers: Record<string, string> = {}, body?: string | Buffer): Promise<Answer> {
+/**
+ * One request exactly as given (no Accept unless given) to 127.0.0.1:`to` (a port) or to the
+ * server of a base URL, on a connection of its own, the target sent as it is, its answer read whole.
+ */
+export function send(to: number | string, method: string, target: string, headers: Record<string, string> = {}, body?: string | Buffer): Promise<Answer> {
+  const { hostname, port } = typeof to === 'number' ? { hostname: '127.0.0.1', port: String(to) } : new URL(to);
   return new Promise((resolve, reject) => {
-    const req = http.request({ host: '127.0.0.1', port, method, path: target, headers, agent: false }, (res) => {
+    const req = http.request({ hostname, port, method, path: target, headers, agent: false }, (res) => {
       const chunks: Buffer[] = [];
       res.on('data', (c: Buffer) => chunks.push(c));
       res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) }));
