@@ -82,9 +82,14 @@ function countSpent(chunk: Buffer): void {
 const SMALL = 64 * 1024;
 
 /**
- * Count the chunks of `stream` (a forwarded answer or request body) as spent when reclaiming is on
- * and its `contentLength` does not say it is small (none: chunked, count it).
+ * Whether the chunks of a body with this `Content-Length` are to be counted as spent: reclaiming
+ * is on, and the length does not say the body is small (none: chunked, count it).
  */
+export function worthCounting(contentLength: string | undefined): boolean {
+  return collect !== null && !(Number(contentLength) < SMALL);
+}
+
+/** Count the chunks of `stream` (an answer or request body read from a socket) as spent when worthCounting. */
 export function countLarge(stream: NodeJS.ReadableStream, contentLength: string | undefined): void {
-  if (collect !== null && !(Number(contentLength) < SMALL)) stream.on('data', countSpent);
+  if (worthCounting(contentLength)) stream.on('data', countSpent);
 }

@@ -15,11 +15,11 @@ import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:
 import type { Readable } from 'node:stream';
 import { Client, Pool, type Dispatcher } from 'undici';
 import { glanceError, type GlanceError } from '../../lib/errors';
-import { noteFlatHeaders } from '../observe/answer-headers';
+import { flatHeader, noteFlatHeaders } from '../observe/answer-headers';
 import { edgeData } from '../../lib/http/body';
 import { connectionNamed, forwardedHeaders, hopByHop } from '../../lib/http/forwarded';
 import { lingerBeforeClosing } from '../../lib/http/linger';
-import { reclaiming, spent } from '../perf/reclaim';
+import { spent, worthCounting } from '../perf/reclaim';
 import { checkOptions, option, type OptionChecks } from '../../lib/options';
 import { UpstreamFailure, upstreamError } from '../../lib/upstream/client';
 
@@ -189,9 +189,6 @@ function forwarder(options: ForwardOptions): Forwarder {
   };
 }
 
-/** Bodies shorter than this are not counted for reclaiming (server/perf/reclaim.ts). */
-const SMALL = 64 * 1024;
-
 /**
  * One forwarded exchange: undici's handler of its upstream request, which writes the answer to the
  * client as it comes. The upstream's socket is paused while the client's answer is full, and
@@ -240,15 +237,11 @@ class Relay implements Dispatcher.DispatchHandler {
    * The client went away (its answer closed unfinished): the upstream request stops too, unless its
    * body had all been sent, when the service is at work on it (an upload being written): its answer
    * is then awaited (within the timeout) and dropped, so that the exchange, which the race registry
-   * waits for, ends when the service is done. Answered before the client's body was all sent (a
-   * refusal of an upload): the rest is not the service's to wait for, and the exchange ends.
+   * waits for, ends when the service is done. (An exchange whose answer was written is over by
+   * then: its 'close' changes nothing.)
    */
   onClientClose(): void {
     if (this.over) return;
-    if (this.res.writableFinished) {
-      if (this.request.body != null && !this.sent) this.abort();
-      return;
-    }
     this.clientGone = true;
     if (this.request.body != null && !this.answered && this.sent) return;
     this.abort();
@@ -291,7 +284,7 @@ class Relay implements Dispatcher.DispatchHandler {
       headers.push('Connection', 'close');
       lingerBeforeClosing(req);
     }
-    this.large = reclaiming() && !contentLengthBelow(rawHeaders, SMALL);
+    this.large = worthCounting(flatHeader(headers, 'content-length'));
     res.writeHead(statusCode, statusText, headers);
     noteFlatHeaders(res, headers);
     return true;
@@ -391,7 +384,7 @@ function relay(to: Forwarder, req: IncomingMessage, res: ServerResponse, next: N
  * reading it.
  */
 async function* bodyOf(req: IncomingMessage): AsyncGenerator<Buffer> {
-  const count = reclaiming() && !(Number(req.headers['content-length']) < SMALL);
+  const count = worthCounting(req.headers['content-length']);
   try {
     for await (const chunk of req.iterator({ destroyOnReturn: false })) {
       if (count) spent((chunk as Buffer).length);
@@ -404,15 +397,6 @@ async function* bodyOf(req: IncomingMessage): AsyncGenerator<Buffer> {
     // has let go of the stream: its 'readable' listener would keep it from flowing.
     if (!req.complete) setImmediate(() => req.resume());
   }
-}
-
-/** Whether the answer's `Content-Length` says it is shorter than `bytes`. */
-function contentLengthBelow(raw: Buffer[], bytes: number): boolean {
-  for (let i = 0; i < raw.length; i += 2) {
-    const name = raw[i] as Buffer;
-    if (name.length === 14 && name.toString('latin1').toLowerCase() === 'content-length') return Number((raw[i + 1] as Buffer).toString('latin1')) < bytes;
-  }
-  return false;
 }
 
 /** Hop-by-hop in a request and more: `Expect` is this hop's (Node's server has answered 100 Continue). */
