@@ -113,6 +113,12 @@ describe('1. Location changes: which http(s) locations the demo reads', () => {
   let dataDir: string;
   let certDir: string;
   let blobs: BlobServer;
+  /**
+   * The blob server the refused locations point at: nothing else ever connects to it, so a
+   * connection counted there is the demo's (blobs serves the cases that succeed, whose
+   * connections may come late).
+   */
+  let untouched: BlobServer;
   let tls: https.Server;
   let tlsPort: number;
   let tlsConnections = 0;
@@ -128,7 +134,7 @@ describe('1. Location changes: which http(s) locations the demo reads', () => {
       'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', key, '-out', cert,
       '-days', '1', '-subj', '/CN=localhost', '-addext', 'subjectAltName=DNS:localhost,IP:127.0.0.1',
     ], { stdio: 'ignore' });
-    blobs = await startBlobServer();
+    [blobs, untouched] = await Promise.all([startBlobServer(), startBlobServer()]);
     tls = https.createServer({ key: readFileSync(key), cert: readFileSync(cert) }, (req, res) => {
       res.writeHead(200, { 'Content-Type': 'application/octet-stream', 'Content-Length': FIXTURE.length });
       res.end(req.method === 'HEAD' ? undefined : FIXTURE);
@@ -136,10 +142,10 @@ describe('1. Location changes: which http(s) locations the demo reads', () => {
     tls.on('secureConnection', () => tlsConnections++);
     await new Promise<void>((resolve) => tls.listen(0, '127.0.0.1', resolve));
     tlsPort = (tls.address() as net.AddressInfo).port;
-    redirector = http.createServer((_req, res) => res.writeHead(302, { Location: `${blobs.url}/redirected`, 'Content-Length': 0 }).end());
+    redirector = http.createServer((_req, res) => res.writeHead(302, { Location: `${untouched.url}/redirected`, 'Content-Length': 0 }).end());
     await new Promise<void>((resolve) => redirector.listen(0, '127.0.0.1', resolve));
     redirectorPort = (redirector.address() as net.AddressInfo).port;
-    blobs.put('redirected', FIXTURE);
+    untouched.put('redirected', FIXTURE);
     dataDir = mkdtempSync(path.join(tmpdir(), 'glance-edge-demo-'));
     // The demo trusts the test's certificate as a user's demo trusts their CA.
     demo = await startCli(['demo', '--port', '0', '--host', '127.0.0.1', '--data', dataDir], { NODE_EXTRA_CA_CERTS: cert });
@@ -147,7 +153,7 @@ describe('1. Location changes: which http(s) locations the demo reads', () => {
 
   afterAll(async () => {
     await demo?.stop();
-    await blobs?.close();
+    await Promise.all([blobs?.close(), untouched?.close()]);
     tls?.closeAllConnections();
     await new Promise((resolve) => tls?.close(resolve));
     redirector?.closeAllConnections();
@@ -197,7 +203,7 @@ describe('1. Location changes: which http(s) locations the demo reads', () => {
   });
 
   const own = () => new URL(demo.url).port;
-  const blobPort = () => new URL(blobs.url).port;
+  const blobPort = () => new URL(untouched.url).port;
   it.each([
     ['its own address and port', () => `http://127.0.0.1:${own()}/v2/images`],
     ['its own port as 127.1', () => `http://127.1:${own()}/v2/images`],
@@ -229,13 +235,13 @@ describe('1. Location changes: which http(s) locations the demo reads', () => {
     ['a redirect, not followed', () => `http://127.0.0.1:${redirectorPort}/elsewhere`],
   ])('should 400 Invalid location for a location at %s, and leave the image queued', async (_what, at) => {
     const id = await create(demo.url);
-    const before = blobs.connections();
+    const before = untouched.connections();
     const res = await addLocation(demo.url, id, at());
     expect(res.status).toBe(400);
     expect(res.headers['content-type']).toBe('text/plain; charset=UTF-8');
     expect(res.body.toString()).toBe(INVALID_LOCATION);
     expect(await show(demo.url, id)).toMatchObject({ status: 'queued', size: null, locations: [] });
-    expect(blobs.connections()).toBe(before);
+    expect(untouched.connections()).toBe(before);
   });
 
   it("should 400 Invalid location in Glance's JSON form for the demo's own port, without a request to itself", async () => {
