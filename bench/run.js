@@ -162,7 +162,13 @@ const PEERS = {
   'nginx-static': {
     label: 'nginx, sendfile on, same file',
     nginx: 'nginx-static.conf',
-    values: (ctx) => ({ ROOT: ctx.blobDir }),
+    values: (ctx) => ({ ROOT: ctx.blobDir, WORKERS: 1 }),
+    path: (ctx) => `/${ctx.blobName}`,
+  },
+  'nginx-static-2': {
+    label: 'nginx, sendfile on, same file, worker_processes 2',
+    nginx: 'nginx-static.conf',
+    values: (ctx) => ({ ROOT: ctx.blobDir, WORKERS: 2 }),
     path: (ctx) => `/${ctx.blobName}`,
   },
 };

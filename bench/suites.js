@@ -45,10 +45,12 @@ module.exports = {
       title: '1 MiB ranges at random offsets of the image, served from disk',
       peers: [
         'demo',
-        // The demo as two processes, measured only when `glance-edge demo --help` lists the flag.
-        { name: 'demo-2', peer: 'demo', args: ['--workers', '2'], when: '--workers' },
         'static',
         'nginx-static',
+        // Two processes of each on every CPU (shared with the load): the demo as a primary and two
+        // workers, measured only when `glance-edge demo --help` lists the flag; nginx with two workers.
+        { name: 'demo-2', peer: 'demo', args: ['--workers', '2'], when: '--workers', processes: 3, cpus: 'all' },
+        { name: 'nginx-static-2', peer: 'nginx-static-2', cpus: 'all' },
       ],
       workloads: {
         ranges: { what: 'GET with Range: bytes=o-(o+1 MiB-1), o random', conns: 8, rangeBytes: 1 << 20 },
@@ -119,6 +121,7 @@ module.exports = {
     { suite: 'small', workload: 'patch', metric: 'rps', a: 'undici', b: 'node' },
     { suite: 'download', workload: 'download', metric: 'mbps', a: 'undici', b: 'node' },
     { suite: 'ranges', workload: 'ranges', metric: 'rps', a: 'static', b: 'nginx-static' },
+    { suite: 'ranges', workload: 'ranges', metric: 'rps', a: 'demo-2', b: 'nginx-static-2' },
     { suite: 'clients', workload: 'get', metric: 'rps', a: 'undici-request', b: 'http' },
     { suite: 'clients', workload: 'get', metric: 'rps', a: 'undici-stream', b: 'http' },
     { suite: 'clients', workload: 'get', metric: 'rps', a: 'undici-dispatch', b: 'http' },

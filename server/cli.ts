@@ -42,6 +42,7 @@ import { reclaimStreamedData } from './perf/reclaim';
 import { createMetrics } from './observe/metrics';
 import { createSidecar, warnLocalStore } from './sidecar/app';
 import { isWorker, runPrimary, workerListening, workerMetrics, workerStore } from './cluster';
+import { RecordHub, WorkerRecords } from './stores/records';
 import { RedisStore, type RedisStoreOptions } from './stores/redis';
 import { CheckUsageError, parseCheckArgs } from './check/args';
 import { runCheck } from './check/run';
@@ -71,6 +72,9 @@ Commands:
                                              image_size_cap (default 1099511627776, 1 TiB)
           --max-connections N                most client connections open at once; more are
                                              closed as they come (default 1024)
+          --workers N|auto                   worker processes sharing the port (auto: one per
+                                             core; default 1). The primary process keeps the
+                                             image records and the race registry for them all
   proxy   Put glance-edge in front of an existing Glance-v2-style image service (the sidecar).
           --upstream URL                     the image service, http:// or https://
           --port N                           port to listen on (default 9393)
@@ -140,7 +144,7 @@ cannot start (its port taken, its data folder unwritable), 0 once stopped by SIG
 /** A wrong command line: one line on stderr naming what the user wrote, and exit status 2. */
 class UsageError extends Error {}
 
-const DEMO_FLAGS = ['data', 'port', 'host', 'show-multiple-locations', 'max-ranges', 'header-timeout', 'idle-timeout', 'allowed-location-hosts', 'max-image-size', 'max-connections'] as const;
+const DEMO_FLAGS = ['data', 'port', 'host', 'show-multiple-locations', 'max-ranges', 'header-timeout', 'idle-timeout', 'allowed-location-hosts', 'max-image-size', 'max-connections', 'workers'] as const;
 const PROXY_FLAGS = [
   'upstream',
   'port',
@@ -496,13 +500,22 @@ async function demo(flags: ReadonlyMap<string, string>): Promise<void> {
   const allowedLocationHosts = hostList(given('allowed-location-hosts'));
   const maxImageSize = integer(given('max-image-size'), DEFAULT_MAX_IMAGE_SIZE, 1, Number.MAX_SAFE_INTEGER);
   const maxConnections = integer(given('max-connections'), 1024, 1, MAX_CONNECTIONS);
+  const workers = workerCount(given('workers'));
+  const inCluster = isWorker();
   // The demo's heap grows by a fifth at a time rather than V8's 1.5-4x (see the header).
   v8.setFlagsFromString('--heap-growing-percent=20');
-  const store = await DiskImageStore.open(dataDir).catch((err: unknown) => {
+  // The process that opens the store keeps the records; workers read a copy it keeps current.
+  const store = await (inCluster ? DiskImageStore.replica(dataDir, new WorkerRecords()) : DiskImageStore.open(dataDir)).catch((err: unknown) => {
     const folder = dataGiven === undefined ? `the default data folder ${dataDir}` : `--data ${String(dataGiven.value)}`;
     throw new Error(`${folder}: ${err instanceof Error ? err.message : String(err)}`);
   });
   const logger = createLogger();
+  if (workers > 1 && !inCluster) {
+    const records = new RecordHub(store);
+    await runPrimary({ command: 'demo', workers, shared: false, serve: (worker) => records.serve(worker), logger, host, extra: { data: dataDir } });
+    return;
+  }
+  const metrics = createMetrics();
   const app = createDemoApp({
     store,
     showMultipleLocations,
@@ -510,11 +523,13 @@ async function demo(flags: ReadonlyMap<string, string>): Promise<void> {
     ...(allowedLocationHosts === undefined ? {} : { allowedLocationHosts }),
     maxImageSize,
     logger,
-    metrics: createMetrics(),
+    metrics,
+    ...(inCluster ? { registry: workerStore(undefined, 2000), servedMetrics: workerMetrics(metrics.registry) } : {}),
   });
   const server = createServer(app, timeouts);
   server.maxConnections = maxConnections;
-  await serve('demo', logger, server, host, listenPort, { data: dataDir });
+  if (inCluster) await serve('demo worker', logger, server, host, listenPort, { data: dataDir }, () => workerListening(server, logger));
+  else await serve('demo', logger, server, host, listenPort, { data: dataDir });
 }
 
 async function proxy(flags: ReadonlyMap<string, string>): Promise<void> {
@@ -552,7 +567,7 @@ async function proxy(flags: ReadonlyMap<string, string>): Promise<void> {
   if (workers > 1 && !isWorker()) {
     // The workers share the primary's registry, which other sidecars do not see: said once, here.
     if (peers && storeOptions === undefined) warnLocalStore(logger);
-    await runPrimary({ workers, shared: storeOptions !== undefined, logger, host, extra: { upstream } });
+    await runPrimary({ command: 'proxy', workers, shared: storeOptions !== undefined, logger, host, extra: { upstream } });
     return;
   }
   const shared = storeOptions === undefined ? undefined : redisStore(storeOptions);

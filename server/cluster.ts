@@ -1,9 +1,10 @@
 /**
- * One sidecar on every core: `glance-edge proxy --workers N` runs N worker processes (node:cluster)
- * that share the listening port, and a primary that keeps what they share.
+ * One process on every core: `glance-edge proxy --workers N` (and `demo --workers N`) runs N worker
+ * processes (node:cluster) that share the listening port, and a primary that keeps what they share.
  *
  * - The race registry: without a shared store (Redis) the primary keeps it (a MemoryStore) and
  *   the workers ask it over IPC (server/stores/cluster.ts); with one, each worker uses it directly.
+ * - The demo's image records: the primary keeps them (server/stores/records.ts).
  * - Metrics: GET /metrics, whichever worker answers it, serves the primary's aggregate of every
  *   worker's registry (prom-client's AggregatorRegistry), so a scrape sees the whole sidecar.
  * - Life: a worker that dies is replaced (a crash loop, more than 10 in a minute, stops the
@@ -39,7 +40,11 @@ interface MetricsAnswer {
 const tagged = <T extends { tag: string }>(m: unknown, tag: string): m is T => typeof m === 'object' && m !== null && (m as T).tag === tag;
 
 export interface PrimaryOptions {
+  /** The command the workers run, as the log lines name it. */
+  readonly command: 'proxy' | 'demo';
   readonly workers: number;
+  /** What else the primary keeps for each worker (the demo's records). */
+  readonly serve?: (worker: Worker) => void;
   /** A store shared beyond this sidecar (Redis): the workers use it and the primary keeps none. */
   readonly shared: boolean;
   readonly logger: Logger;
@@ -63,6 +68,7 @@ export function runPrimary(options: PrimaryOptions): Promise<void> {
       const worker = cluster.fork();
       let listened = false;
       if (registry !== null) serveWorkerStores(registry, worker);
+      options.serve?.(worker);
       worker.on('message', (message: unknown) => {
         if (tagged<Ready>(message, READY)) {
           listened = true;
@@ -70,7 +76,7 @@ export function runPrimary(options: PrimaryOptions): Promise<void> {
           if (!listening && ready.size === workers) {
             listening = true;
             const shownHost = options.host.includes(':') ? `[${options.host}]` : options.host;
-            logger.info({ ...options.extra, port: message.port, workers }, `glance-edge proxy listening on http://${shownHost}:${message.port}`);
+            logger.info({ ...options.extra, port: message.port, workers }, `glance-edge ${options.command} listening on http://${shownHost}:${message.port}`);
             logger.flush();
             resolve();
           }
@@ -120,7 +126,7 @@ export function runPrimary(options: PrimaryOptions): Promise<void> {
       for (const worker of Object.values(cluster.workers ?? {})) worker?.process.kill('SIGTERM');
     };
     const stop = () => {
-      logger.info('glance-edge proxy stopping: every worker stops taking connections and finishes its requests (10 s at most)');
+      logger.info(`glance-edge ${options.command} stopping: every worker stops taking connections and finishes its requests (10 s at most)`);
       logger.flush();
       stopAll();
       setTimeout(() => process.exit(0), 12_000).unref();

@@ -4,11 +4,12 @@
  */
 import { randomUUID } from 'node:crypto';
 import express, { type Express, type NextFunction, type Request, type Response } from 'express';
+import { Registry } from 'prom-client';
 import { glanceError, glanceErrorHandler } from '../../lib/errors';
 import { checkOptions, option, type OptionChecks } from '../../lib/options';
 import { CONTAINER_FORMATS, DISK_FORMATS } from '../../lib/defaults/formats';
 import { imageFormats, resolveFormats, type FormatListOption } from '../../lib/defaults/middleware';
-import { MemoryStore } from '../../lib/locations/store';
+import { isStore, MemoryStore, type Store } from '../../lib/locations/store';
 import { locationGuard } from '../../lib/locations/guard';
 import type { LegacyUse } from '../../lib/ranges/legacy';
 import { accessLog, logLegacyRange, logRefusal, type Logger } from '../observe/logs';
@@ -44,6 +45,10 @@ export interface DemoOptions {
   readonly logger?: Logger;
   /** Prometheus metrics, also served at GET /metrics. */
   readonly metrics?: EdgeMetrics;
+  /** What GET /metrics serves, when not `metrics`' own registry (a worker's: every worker's aggregate). */
+  readonly servedMetrics?: Registry;
+  /** The race registry of the location guard: by default a MemoryStore of this process's own. */
+  readonly registry?: Store;
 }
 
 const DEMO_OPTIONS: OptionChecks<DemoOptions> = {
@@ -58,6 +63,8 @@ const DEMO_OPTIONS: OptionChecks<DemoOptions> = {
   containerFormats: option.formatList,
   logger: option.logger,
   metrics: option.object('the metrics of createMetrics', (v) => typeof v === 'object' && v !== null && 'registry' in v),
+  servedMetrics: option.object('a prom-client Registry', (v) => v instanceof Registry),
+  registry: option.object('a Store (acquire, renew, release, local)', isStore),
 };
 
 /** Build the demo app around `options.store`. */
@@ -82,11 +89,11 @@ export function createDemoApp(options: DemoOptions): Express {
       next();
     });
   }
-  if (metrics) app.get('/metrics', metricsEndpoint(metrics.registry));
+  if (metrics) app.get('/metrics', metricsEndpoint(options.servedMetrics ?? metrics.registry));
 
   // The suite, mounted as any user mounts it: the lookup is the store itself, with the image's
   // document, so that the guard answers a patch Glance would fail at an earlier op as Glance does.
-  const registry = new MemoryStore();
+  const registry = options.registry ?? new MemoryStore();
   const lookup = async (id: string) => {
     const facts = store.facts(id);
     const record = store.get(id);

@@ -44,7 +44,7 @@ function activateWithData(ctx: ServiceContext, id: string, facts: DataFacts) {
   const { store } = ctx;
   return store.exclusive(id, async () => {
     const record = imageOf(ctx, id);
-    const location = { url: store.blobUrl(id), metadata: {}, id: store.nextLocationId() };
+    const location = { url: store.blobUrl(id), metadata: {}, id: await store.nextLocationId() };
     await store.save(touch(record, { ...facts, virtual_size: facts.size, os_hash_algo: 'sha512', status: 'active', locations: [...record.locations, location] }));
   });
 }

@@ -18,7 +18,7 @@ export interface ImageRules {
   /** Size of the data at an http(s) URL, or null when it is not a location the demo may read, or cannot be read there. */
   readonly sizeAt: (url: string) => Promise<number | null>;
   /** The id of a location added now (Glance's location row id). */
-  readonly locationId?: () => number;
+  readonly locationId?: () => Promise<number>;
 }
 
 const schemaError = (message: string) => glanceError(400, 'image.invalid', `Provided object does not match schema 'image': ${message}`);
@@ -121,7 +121,7 @@ export async function applyPatch(current: ImageRecord, ops: readonly PatchOp[], 
     if (size === null) throw glanceError(400, 'location.invalid', 'Invalid location');
     return size;
   };
-  const withId = (l: ImageLocation): ImageLocation => ({ ...l, ...pick(rules.locationId?.()) });
+  const withId = async (l: ImageLocation): Promise<ImageLocation> => ({ ...l, ...pick(await rules.locationId?.()) });
   const activate = (size: number) => {
     if (record.status !== 'queued') return;
     if (record.disk_format === null || record.container_format === null) {
@@ -147,7 +147,7 @@ export async function applyPatch(current: ImageRecord, ops: readonly PatchOp[], 
           throw glanceError(400, 'location.duplicate', `The location ${location.url} already exists`);
         }
         const size = await sized(location.url);
-        record.locations.splice(pos, 0, withId(location));
+        record.locations.splice(pos, 0, await withId(location));
         activate(size);
       } else {
         if (!Array.isArray(change.value) || change.value.length === 0) {
@@ -166,7 +166,9 @@ export async function applyPatch(current: ImageRecord, ops: readonly PatchOp[], 
         if (record.locations.length === 0) {
           let size = 0;
           for (const l of wanted) size = await sized(l.url);
-          record.locations = wanted.map(withId);
+          const located: ImageLocation[] = [];
+          for (const l of wanted) located.push(await withId(l));
+          record.locations = located;
           activate(size);
         } else {
           // The same URLs: each keeps its id.

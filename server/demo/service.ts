@@ -111,12 +111,15 @@ function serviceContext(options: ImageServiceOptions): ServiceContext {
     diskFormats: resolveFormats(options.diskFormats, DISK_FORMATS, 'diskFormats', 'imageService'),
     containerFormats: resolveFormats(options.containerFormats, CONTAINER_FORMATS, 'containerFormats', 'imageService'),
   };
+  // Image files stay open between downloads: one another process changed (or deleted) is opened again.
+  const files = new FileCache();
+  options.store.onChange((id) => files.forget(options.store.blobPath(id)));
   return {
     store: options.store,
     rules,
     maxImageSize: options.maxImageSize ?? DEFAULT_MAX_IMAGE_SIZE,
     openLocation: locationClient({ policy: locationPolicy(allowed, "imageService: option 'allowedLocationHosts'"), timeout }),
-    files: new FileCache(),
+    files,
   };
 }
 
@@ -223,8 +226,11 @@ function createImage(ctx: ServiceContext): Handler {
   const { store } = ctx;
   return async (req, res) => {
     const record = applyCreate(store.newRecord(), await readJson(req), rulesFor(ctx, req));
-    if (store.get(record.id)) throw glanceError(409, 'image.exists', `Image with identifier ${record.id} already exists!`);
-    await store.save(record);
+    // Under the image's lock: of two creations of one id (in any process), the second is the 409.
+    await store.exclusive(record.id, async () => {
+      if (store.get(record.id)) throw glanceError(409, 'image.exists', `Image with identifier ${record.id} already exists!`);
+      await store.save(record);
+    });
     sendJson(res, 201, imageView(record), {
       Location: `${req.protocol}://${req.get('host') ?? '127.0.0.1'}/v2/images/${record.id}`,
       'OpenStack-image-import-methods': 'glance-direct',

@@ -9,6 +9,12 @@
  * Image ids are UUIDs; any other id is simply not found and never becomes a path. An upload cut
  * off by a crash leaves a `saving` record, which the next start puts back to `queued`: an image is
  * never `active` with partial data.
+ *
+ * One process opens the store ({@link DiskImageStore.open}) and keeps its records. Other processes
+ * on the same folder (the demo's workers) open a replica ({@link DiskImageStore.replica}): they read
+ * image data and write uploads themselves, read records from a copy of the keeper's, and ask the
+ * keeper ({@link RecordKeeper}) for every change, which it makes and passes on to every replica
+ * before it answers. A change one process has answered is seen by every other.
  */
 import { createHash, randomUUID } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
@@ -90,21 +96,67 @@ export class DataTooLarge extends Error {
   }
 }
 
+/** A record changed by any process of a shared store: its new form, or null when deleted. */
+export interface RecordChange {
+  readonly id: string;
+  readonly record: ImageRecord | null;
+}
+
+/**
+ * The process that keeps the records of a store several processes share, as a replica reaches it.
+ * Each change is made, and passed on to every replica, before its promise resolves.
+ */
+export interface RecordKeeper {
+  /** Every record, oldest first; from then on `apply` is given every change, in order. */
+  subscribe(apply: (change: RecordChange) => void): Promise<ImageRecord[]>;
+  /** Exclusive use of image `id` across the processes; resolves with what gives it back. */
+  lock(id: string): Promise<() => Promise<void>>;
+  save(record: ImageRecord): Promise<void>;
+  delete(id: string): Promise<void>;
+  nextLocationId(): Promise<number>;
+}
+
 export class DiskImageStore {
   readonly dir: string;
   readonly #images = new Map<string, ImageRecord>();
   readonly #locks = new Map<string, Promise<unknown>>();
+  readonly #keeper: RecordKeeper | null;
+  readonly #listeners: ((id: string) => void)[] = [];
   #lastLocationId = 0;
 
-  private constructor(dir: string) {
+  private constructor(dir: string, keeper: RecordKeeper | null) {
     this.dir = path.resolve(dir);
+    this.#keeper = keeper;
   }
 
   /** Open (creating if needed) the store under `dir`, recovering from any interrupted upload. */
   static async open(dir: string): Promise<DiskImageStore> {
-    const store = new DiskImageStore(dir);
+    const store = new DiskImageStore(dir, null);
     await store.#load();
     return store;
+  }
+
+  /**
+   * The store under `dir` as another process keeps it (opened there with {@link open}): records are
+   * read from a copy kept current by `keeper`, changes are made by the keeper.
+   */
+  static async replica(dir: string, keeper: RecordKeeper): Promise<DiskImageStore> {
+    const store = new DiskImageStore(dir, keeper);
+    const records = await keeper.subscribe((change) => store.#apply(change));
+    store.#images.clear();
+    for (const record of records) store.#images.set(record.id, record);
+    return store;
+  }
+
+  /** Tell `listener` the id of each image a change passed on by the keeper touched (a replica's only). */
+  onChange(listener: (id: string) => void): void {
+    this.#listeners.push(listener);
+  }
+
+  #apply({ id, record }: RecordChange): void {
+    if (record === null) this.#images.delete(id);
+    else this.#images.set(id, record);
+    for (const listener of this.#listeners) listener(id);
   }
 
   async #load(): Promise<void> {
@@ -135,8 +187,8 @@ export class DiskImageStore {
   }
 
   /** The id of a new location, as Glance numbers its location rows: one more than any before. */
-  nextLocationId(): number {
-    return ++this.#lastLocationId;
+  async nextLocationId(): Promise<number> {
+    return this.#keeper ? this.#keeper.nextLocationId() : ++this.#lastLocationId;
   }
 
   /** Path of the data of an uploaded image. */
@@ -155,6 +207,11 @@ export class DiskImageStore {
 
   get(id: string): ImageRecord | undefined {
     return isImageId(id) ? this.#images.get(id.toLowerCase()) : undefined;
+  }
+
+  /** All images in the order they were first stored (a replica's copy keeps this order). */
+  records(): ImageRecord[] {
+    return [...this.#images.values()];
   }
 
   /** All images, newest first (Glance's default sort); within one second, the later created first. */
@@ -197,8 +254,17 @@ export class DiskImageStore {
     };
   }
 
-  /** Run `fn` with exclusive use of image `id` (one change of an image at a time). */
+  /** Run `fn` with exclusive use of image `id` (one change of an image at a time, in every process). */
   async exclusive<T>(id: string, fn: () => Promise<T>): Promise<T> {
+    if (this.#keeper) {
+      const giveBack = await this.#keeper.lock(id.toLowerCase());
+      try {
+        return await fn();
+      } finally {
+        // A keeper that is gone has given every lock back.
+        await giveBack().catch(() => undefined);
+      }
+    }
     const previous = this.#locks.get(id) ?? Promise.resolve();
     const run = previous.then(fn, fn);
     const tail = run.catch(() => undefined);
@@ -212,12 +278,20 @@ export class DiskImageStore {
 
   /** Store `record` (atomically) and make it current. */
   async save(record: ImageRecord): Promise<ImageRecord> {
+    if (this.#keeper) {
+      await this.#keeper.save(record);
+      return record;
+    }
     await this.#write(record);
     this.#images.set(record.id, record);
     return record;
   }
 
   async delete(id: string): Promise<void> {
+    if (this.#keeper) {
+      await this.#keeper.delete(id);
+      return;
+    }
     await rm(path.join(this.dir, 'images', `${id}.json`), { force: true });
     this.#images.delete(id);
     await rm(this.blobPath(id), { force: true });
