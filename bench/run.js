@@ -143,6 +143,7 @@ const PEERS = {
   hpm: { label: 'http-proxy-middleware in Express, keep-alive agent', cmd: (ctx) => ['node', [peerFile('hpm-proxy.js'), ctx.upstream]] },
   node: { label: 'bare node:http proxy, keep-alive agent', cmd: (ctx) => ['node', [peerFile('node-proxy.js'), ctx.upstream]] },
   undici: { label: 'bare undici proxy, Pool.stream', cmd: (ctx) => ['node', [peerFile('undici-proxy.js'), ctx.upstream]] },
+  tcp: { label: 'TCP relay in Node, no HTTP, one reused read buffer (the floor of a Node proxy)', cmd: (ctx) => ['node', [peerFile('tcp-relay.js'), ctx.upstream]] },
   nginx: {
     label: 'nginx proxy_pass, upstream keepalive 32, proxy_buffering off',
     nginx: 'nginx-proxy.conf',
@@ -157,6 +158,11 @@ const PEERS = {
   static: {
     label: 'express.static over the same file',
     cmd: (ctx) => ['node', [peerFile('static-server.js'), ctx.blobDir]],
+    path: (ctx) => `/${ctx.blobName}`,
+  },
+  'node-ranges': {
+    label: 'bare node:http range server: one positional read into a reused buffer, one write (the floor of Node serving ranges)',
+    cmd: (ctx) => ['node', [peerFile('range-server.js'), path.join(ctx.blobDir, ctx.blobName)]],
     path: (ctx) => `/${ctx.blobName}`,
   },
   'nginx-static': {

@@ -36,7 +36,8 @@ module.exports = {
     },
     download: {
       title: 'whole downloads of the image through the same proxies and upstream',
-      peers: ['sidecar', 'hpm', 'node', 'undici', 'nginx'],
+      // tcp: what Node's socket reads and writes alone cost (bench/peers/tcp-relay.js).
+      peers: ['sidecar', 'hpm', 'node', 'undici', 'tcp', 'nginx'],
       workloads: {
         download: { what: 'GET /v2/images/{id}/file (whole image)', conns: 4 },
       },
@@ -46,6 +47,8 @@ module.exports = {
       peers: [
         'demo',
         'static',
+        // What Node alone costs: bench/peers/range-server.js.
+        'node-ranges',
         'nginx-static',
         // Two processes of each on every CPU (shared with the load): the demo as a primary and two
         // workers, measured only when `glance-edge demo --help` lists the flag; nginx with two workers.
@@ -120,7 +123,11 @@ module.exports = {
     { suite: 'small', workload: 'patch', metric: 'rps', a: 'sidecar', b: 'node' },
     { suite: 'small', workload: 'patch', metric: 'rps', a: 'undici', b: 'node' },
     { suite: 'download', workload: 'download', metric: 'mbps', a: 'undici', b: 'node' },
+    { suite: 'download', workload: 'download', metric: 'mbps', a: 'tcp', b: 'nginx' },
+    { suite: 'download', workload: 'download', metric: 'mbps', a: 'sidecar', b: 'tcp' },
     { suite: 'ranges', workload: 'ranges', metric: 'rps', a: 'static', b: 'nginx-static' },
+    { suite: 'ranges', workload: 'ranges', metric: 'rps', a: 'node-ranges', b: 'nginx-static' },
+    { suite: 'ranges', workload: 'ranges', metric: 'rps', a: 'demo', b: 'node-ranges' },
     { suite: 'ranges', workload: 'ranges', metric: 'rps', a: 'demo-2', b: 'nginx-static-2' },
     { suite: 'clients', workload: 'get', metric: 'rps', a: 'undici-request', b: 'http' },
     { suite: 'clients', workload: 'get', metric: 'rps', a: 'undici-stream', b: 'http' },

@@ -121,6 +121,22 @@ function acceptableOffers(accept: string | undefined, offers: readonly string[])
     .map((s) => s.offer);
 }
 
+/** `/v2/images/{id}/file` spelt as the router matches it with nothing to rewrite or decode. */
+const DATA_PATH = /^\/v2\/images\/([^/?#%]+)\/file(?:\?|$)/;
+
+/**
+ * The image id of a download the service's router would route to `GET /v2/images/:id/file` as
+ * it is, or null: GET or HEAD, the version given by the path (no `Accept` version, which
+ * negotiateVersion would read first), the path exactly so (any other spelling, `/v2.1/...`,
+ * `//`, an encoded character, an absolute URL, goes through the router and negotiation).
+ */
+export function plainDownloadId(req: IncomingMessage): string | null {
+  if (req.method !== 'GET' && req.method !== 'HEAD') return null;
+  if ((req.headers.accept ?? '').startsWith(VND)) return null;
+  const m = DATA_PATH.exec(req.url ?? '');
+  return m ? (m[1] as string) : null;
+}
+
 /**
  * `/healthcheck`, any method, as oslo.middleware's healthcheck answers it in front of Glance:
  * `OK` in text, HTML or JSON by `Accept`; a HEAD gets 204. No request id: it answers before the API.

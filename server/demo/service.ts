@@ -2,7 +2,7 @@
  * The embedded image service: a Glance-v2-compatible API over a DiskImageStore, as an Express
  * router. It knows nothing of the suite; the demo mounts the suite in front of it (app.ts).
  */
-import type { ServerResponse } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { isDeepStrictEqual } from 'node:util';
 import { Router } from 'express';
 import { glanceError } from '../../lib/errors';
@@ -74,8 +74,21 @@ export const DEFAULT_MAX_IMAGE_SIZE = 1_099_511_627_776;
  * to the next handler; a known one asked with a method Glance does not take there is 405.
  */
 export function imageService(options: ImageServiceOptions): Router {
+  return imageServiceParts(options).router;
+}
+
+/** A route handler, as Express calls it. */
+type RouteHandler = (req: IncomingMessage, res: ServerResponse, next: (err?: unknown) => void) => void;
+
+/**
+ * The image service's router, and the handler of its download route (`GET /v2/images/:id/file`)
+ * for a caller that has routed a request there itself (it reads the id from `req.params.id`, as
+ * the router leaves it).
+ */
+export function imageServiceParts(options: ImageServiceOptions): { readonly router: Router; readonly download: RouteHandler } {
   checkOptions('imageService', options, SERVICE_OPTIONS, ['store']);
   const ctx = serviceContext(options);
+  const download = downloadData(ctx, options);
   // Glance's Routes match paths as they are spelt: `/v2/IMAGES` and `/v2/images/` are not routes.
   const router = Router({ caseSensitive: true, strict: true });
   router.use(healthcheck);
@@ -91,7 +104,7 @@ export function imageService(options: ImageServiceOptions): Router {
   router.put('/v2/images/:id/file', uploadData(ctx));
   router.put('/v2/images/:id/stage', stageData(ctx));
   router.post('/v2/images/:id/import', importStaged(ctx));
-  router.get('/v2/images/:id/file', downloadData(ctx, options));
+  router.get('/v2/images/:id/file', download);
   router.post('/v2/images/:id/actions/deactivate', imageAction(ctx, 'deactivate', 'active', 'deactivated'));
   router.post('/v2/images/:id/actions/reactivate', imageAction(ctx, 'reactivate', 'deactivated', 'active'));
   router.get('/v2/images/:id/members', listMembers(ctx));
@@ -100,7 +113,7 @@ export function imageService(options: ImageServiceOptions): Router {
   router.put('/v2/images/:id/members/:member', updateMember(ctx));
   router.delete('/v2/images/:id/members/:member', deleteMember(ctx));
   router.use(methodNotAllowed);
-  return router;
+  return { router, download };
 }
 
 /** What the routes share, from the (checked) options. */
