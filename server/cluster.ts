@@ -7,8 +7,9 @@
  * - The demo's image records: the primary keeps them (server/stores/records.ts).
  * - Metrics: GET /metrics, whichever worker answers it, serves the primary's aggregate of every
  *   worker's registry (prom-client's AggregatorRegistry), so a scrape sees the whole sidecar.
- * - Life: a worker that dies is replaced (a crash loop, more than 10 in a minute, stops the
- *   sidecar); one that dies before it ever listened stops the sidecar with its error. SIGTERM and
+ * - Life: a worker that dies is replaced, whether or not it had begun to listen (a crash loop, more
+ *   than 10 in a minute, stops the process); one of the first workers that dies before it listened
+ *   stops it with its error (its port taken, say: every other would fail alike). SIGTERM and
  *   SIGINT stop every worker gracefully. When the primary dies its workers stop taking requests and
  *   exit, so a supervisor sees one failure, never workers running with a lost registry.
  */
@@ -100,8 +101,8 @@ export function runPrimary(options: PrimaryOptions): Promise<void> {
           if (Object.keys(cluster.workers ?? {}).length === 0) process.exit(0);
           return;
         }
-        if (!listened) {
-          // It never listened (its port taken, say): another would fail the same way.
+        if (!listened && !listening) {
+          // One of the first workers never listened (its port taken, say): another would fail the same way.
           stopAll();
           reject(new Error(`a worker exited before it listened (${signal ?? `exit status ${code}`}); its error is above`));
           return;

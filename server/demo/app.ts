@@ -155,7 +155,11 @@ export function createDemoApp(options: DemoOptions): Express {
     }
     // As the router leaves them for the route's handler.
     (req as IncomingMessage & { params: Record<string, string> }).params = { id };
-    runLane(downloadLane, req, res, (err) => errors(err ?? glanceError(404, 'route.not_found', 'The resource could not be found.'), req, res, () => undefined));
+    runLane(downloadLane, req, res, (err) => {
+      // Answered once what came with the request on its connection has been read, as through the
+      // router: an error answer to a request whose body has all arrived keeps the connection.
+      setImmediate(() => errors(err ?? glanceError(404, 'route.not_found', 'The resource could not be found.'), req, res, () => undefined));
+    });
   };
   // The rest of the app's interface (app.listen, app.set, ...) stays the app's.
   return Object.setPrototypeOf(demo, app) as Express;

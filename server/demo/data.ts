@@ -3,6 +3,7 @@
  * import (`PUT stage`, then `POST import`) and download (`GET file`, from the image's file or its
  * http(s) location), with Glance's status transitions and its answers to data it cannot store.
  */
+import { randomUUID } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import type { Request } from 'express';
@@ -12,7 +13,7 @@ import type { LegacyUse } from '../../lib/ranges/legacy';
 import { serveImage, type ImageData } from '../../lib/ranges/serve';
 import { dropData, imageOf, noContent, readJson, selfOf, touch, type Handler, type ServiceContext } from './context';
 import { isResponse, type SelfAddress } from './location';
-import { DataTooLarge, type DataFacts, type ImageRecord } from './store';
+import { DataTooLarge, type ImageRecord, type ReceivedData } from './store';
 
 /** The disk full errors Glance's filesystem store answers as StorageFull. */
 const DISK_FULL = new Set(['ENOSPC', 'EFBIG']);
@@ -27,25 +28,69 @@ function storageFailure(err: unknown): unknown {
   return err;
 }
 
-/** Move an image from `queued` to `to` under the image's lock; Glance's 409 when it is elsewhere. */
-function transition(ctx: ServiceContext, id: string, to: string, check: (r: ImageRecord) => void) {
-  return ctx.store.exclusive(id, async () => {
+/**
+ * Move an image from `queued` to `to` under the image's lock, with a new token of the write that
+ * begins (the record's `writing`); Glance's 409 when it is elsewhere. Resolves with the token.
+ */
+async function transition(ctx: ServiceContext, id: string, to: string, check: (r: ImageRecord) => void): Promise<string> {
+  const writing = randomUUID();
+  await ctx.store.exclusive(id, async () => {
     const record = imageOf(ctx, id);
     check(record);
     if (record.status !== 'queued') {
       throw glanceError(409, 'image.transition', `Image status transition from ${record.status} to ${to} is not allowed`);
     }
-    return ctx.store.save(touch(record, { status: to }));
+    await ctx.store.save(touch(record, { status: to, writing }));
+  });
+  return writing;
+}
+
+/** `record` without the token of a write that has ended. */
+function settled(record: ImageRecord): ImageRecord {
+  const rest = { ...record };
+  delete rest.writing;
+  return rest;
+}
+
+/**
+ * The image `id` as the write `writing` left it, under the image's lock: Glance's 410 when the
+ * image was deleted meanwhile (and made again under its id, or not).
+ */
+function stillWriting(ctx: ServiceContext, id: string, writing: string): ImageRecord {
+  const record = ctx.store.get(id);
+  if (!record || record.writing !== writing) {
+    throw glanceError(410, 'image.gone', `Image ${id} could not be found after upload. The image may have been deleted during the upload.`);
+  }
+  return record;
+}
+
+/** The image's data is `received`, if the write `writing` is still the image's: record what Glance records, and the file location. */
+function activateWithData(ctx: ServiceContext, id: string, writing: string, received: ReceivedData) {
+  const { store } = ctx;
+  return store.exclusive(id, async () => {
+    const record = stillWriting(ctx, id, writing);
+    await received.keepAs(store.blobPath(id));
+    ctx.files.forget(store.blobPath(id));
+    const { facts } = received;
+    const location = { url: store.blobUrl(id), metadata: {}, id: await store.nextLocationId() };
+    await store.save(touch(settled(record), { ...facts, virtual_size: facts.size, os_hash_algo: 'sha512', status: 'active', locations: [...record.locations, location] }));
   });
 }
 
-/** The image's data is now in its blob: record what Glance records, and the file location. */
-function activateWithData(ctx: ServiceContext, id: string, facts: DataFacts) {
-  const { store } = ctx;
-  return store.exclusive(id, async () => {
-    const record = imageOf(ctx, id);
-    const location = { url: store.blobUrl(id), metadata: {}, id: await store.nextLocationId() };
-    await store.save(touch(record, { ...facts, virtual_size: facts.size, os_hash_algo: 'sha512', status: 'active', locations: [...record.locations, location] }));
+/**
+ * The write `writing` failed: its data goes, and if it is still the image's write, the image is
+ * `queued` again (with `changes`) and whatever of its data was kept goes too.
+ */
+async function revert(ctx: ServiceContext, id: string, writing: string, received: ReceivedData | undefined, changes: Partial<ImageRecord>, kept: readonly string[]) {
+  await received?.discard();
+  await ctx.store.exclusive(id, async () => {
+    const record = ctx.store.get(id);
+    if (record?.writing !== writing) return;
+    for (const file of kept) {
+      if (file === ctx.store.blobPath(id)) await dropData(ctx, id);
+      else await rm(file, { force: true });
+    }
+    await ctx.store.save(touch(settled(record), { status: 'queued', ...changes }));
   });
 }
 
@@ -74,21 +119,16 @@ export function uploadData(ctx: ServiceContext): Handler {
   return async (req, res) => {
     requireOctetStream(req);
     const id = imageOf(ctx, req.params.id).id;
-    await transition(ctx, id, 'saving', requireFormats);
+    const writing = await transition(ctx, id, 'saving', requireFormats);
+    let received: ReceivedData | undefined;
     try {
       requireSizeWithinCap(req, maxImageSize);
-      await activateWithData(ctx, id, await store.writeData(req, store.blobPath(id), maxImageSize));
+      received = await store.receiveData(req, maxImageSize);
+      await activateWithData(ctx, id, writing, received);
     } catch (err) {
-      // Cut off, too large, disk full: as Glance, the image waits for data again and no partial
-      // data is kept. If the image was deleted meanwhile, its data goes too.
-      await store.exclusive(id, async () => {
-        const record = store.get(id);
-        if (!record) await dropData(ctx, id);
-        else if (record.status === 'saving') {
-          await dropData(ctx, id);
-          await store.save(touch(record, { status: 'queued' }));
-        }
-      });
+      // Cut off, too large, disk full, the image deleted meanwhile: as Glance, the image (if this
+      // upload is still its) waits for data again, and no partial data is kept.
+      await revert(ctx, id, writing, received, {}, [store.blobPath(id)]);
       throw storageFailure(err);
     }
     noContent(res);
@@ -101,19 +141,19 @@ export function stageData(ctx: ServiceContext): Handler {
   return async (req, res) => {
     requireOctetStream(req);
     const id = imageOf(ctx, req.params.id).id;
-    await transition(ctx, id, 'uploading', () => undefined);
+    const writing = await transition(ctx, id, 'uploading', () => undefined);
+    let received: ReceivedData | undefined;
     try {
       requireSizeWithinCap(req, maxImageSize);
-      const facts = await store.writeData(req, store.stagingPath(id), maxImageSize);
-      await store.exclusive(id, async () => store.save(touch(imageOf(ctx, id), { size: facts.size })));
-    } catch (err) {
+      received = await store.receiveData(req, maxImageSize);
+      const staged = received;
       await store.exclusive(id, async () => {
-        const record = store.get(id);
-        if (record?.status === 'uploading') {
-          await rm(store.stagingPath(id), { force: true });
-          await store.save(touch(record, { status: 'queued', size: null }));
-        }
+        const record = stillWriting(ctx, id, writing);
+        await staged.keepAs(store.stagingPath(id));
+        await store.save(touch(record, { size: staged.facts.size }));
       });
+    } catch (err) {
+      await revert(ctx, id, writing, received, { size: null }, [store.stagingPath(id)]);
       throw storageFailure(err);
     }
     noContent(res);
@@ -128,27 +168,22 @@ export function importStaged(ctx: ServiceContext): Handler {
     const method = body?.method?.name;
     if (method !== 'glance-direct') throw glanceError(400, 'import.method', `Import method ${pyName(method)} is not supported.`);
     const id = imageOf(ctx, req.params.id).id;
+    const writing = randomUUID();
     await store.exclusive(id, async () => {
       const record = imageOf(ctx, id);
       requireFormats(record);
       if (record.status !== 'uploading') throw glanceError(409, 'image.transition', `Image needs to be in 'uploading' status to be imported; it is ${record.status}.`);
-      await store.save(touch(record, { status: 'importing' }));
+      await store.save(touch(record, { status: 'importing', writing }));
     });
     const staged = createReadStream(store.stagingPath(id));
+    let received: ReceivedData | undefined;
     try {
-      await activateWithData(ctx, id, await store.writeData(staged, store.blobPath(id), maxImageSize));
+      received = await store.receiveData(staged, maxImageSize);
+      await activateWithData(ctx, id, writing, received);
     } catch (err) {
       // As Glance reverts a failed import: the image is queued again, without the data.
       staged.destroy();
-      await store.exclusive(id, async () => {
-        const record = store.get(id);
-        if (!record) await dropData(ctx, id);
-        else if (record.status === 'importing') {
-          await dropData(ctx, id);
-          await rm(store.stagingPath(id), { force: true });
-          await store.save(touch(record, { status: 'queued', size: null }));
-        }
-      });
+      await revert(ctx, id, writing, received, { size: null }, [store.blobPath(id), store.stagingPath(id)]);
       throw storageFailure(err);
     }
     await rm(store.stagingPath(id), { force: true });

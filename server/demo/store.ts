@@ -69,6 +69,11 @@ export interface ImageRecord {
   extra: Record<string, string>;
   /** The image's members (absent: none). */
   members?: ImageMember[];
+  /**
+   * The upload, stage or import writing the image's data now (status saving, uploading or
+   * importing): its data is the image's only while this is still its token. Not shown.
+   */
+  writing?: string;
 }
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
@@ -107,8 +112,11 @@ export interface RecordChange {
  * Each change is made, and passed on to every replica, before its promise resolves.
  */
 export interface RecordKeeper {
-  /** Every record, oldest first; from then on `apply` is given every change, in order. */
-  subscribe(apply: (change: RecordChange) => void): Promise<ImageRecord[]>;
+  /**
+   * Every record, oldest first, given to `load`; from then on `apply` is given every change, in
+   * order, never one before `load` has its records.
+   */
+  subscribe(load: (records: ImageRecord[]) => void, apply: (change: RecordChange) => void): Promise<void>;
   /** Exclusive use of image `id` across the processes; resolves with what gives it back. */
   lock(id: string): Promise<() => Promise<void>>;
   save(record: ImageRecord): Promise<void>;
@@ -142,9 +150,12 @@ export class DiskImageStore {
    */
   static async replica(dir: string, keeper: RecordKeeper): Promise<DiskImageStore> {
     const store = new DiskImageStore(dir, keeper);
-    const records = await keeper.subscribe((change) => store.#apply(change));
-    store.#images.clear();
-    for (const record of records) store.#images.set(record.id, record);
+    await keeper.subscribe(
+      (records) => {
+        for (const record of records) store.#images.set(record.id, record);
+      },
+      (change) => store.#apply(change),
+    );
     return store;
   }
 
@@ -173,6 +184,7 @@ export class DiskImageStore {
         // The upload never finished: the data is not trusted, the image waits for data again.
         await rm(this.blobPath(id), { force: true });
         Object.assign(record, { status: 'queued', size: null, virtual_size: null, checksum: null, os_hash_algo: null, os_hash_value: null });
+        delete record.writing;
         record.locations = record.locations.filter((l) => l.url !== this.blobUrl(id));
         await this.#write(record);
       }
@@ -312,14 +324,15 @@ export class DiskImageStore {
   }
 
   /**
-   * Stream `source` to `target` (through a temporary file renamed into place only once complete
-   * and synced), computing Glance's checksums on the way. Memory does not grow with the data.
-   * Data over `limit` bytes fails with DataTooLarge; a full disk with the write's ENOSPC or EFBIG.
-   * On any failure nothing of the data is kept. The source is piped, not destroyed: a refused HTTP
-   * request stays readable, so that the refusal can still be answered on its connection.
+   * Stream `source` to a temporary file, synced once complete, computing Glance's checksums on the
+   * way; the caller then keeps it as an image's data (renamed into place, under the image's lock,
+   * once it has checked the image still waits for it) or discards it. Memory does not grow with
+   * the data. Data over `limit` bytes fails with DataTooLarge; a full disk with the write's ENOSPC
+   * or EFBIG. On any failure nothing of the data is kept. The source is piped, not destroyed: a
+   * refused HTTP request stays readable, so that the refusal can still be answered on its connection.
    */
-  async writeData(source: Readable, target: string, limit = Number.MAX_SAFE_INTEGER): Promise<DataFacts> {
-    const tmp = path.join(this.dir, 'tmp', `${path.basename(target)}.${randomUUID()}.part`);
+  async receiveData(source: Readable, limit = Number.MAX_SAFE_INTEGER): Promise<ReceivedData> {
+    const tmp = path.join(this.dir, 'tmp', `${randomUUID()}.part`);
     const md5 = createHash('md5');
     const sha512 = createHash('sha512');
     let size = 0;
@@ -350,7 +363,6 @@ export class DiskImageStore {
       } finally {
         await fh.close();
       }
-      await rename(tmp, target);
     } catch (err) {
       source.unpipe(hashing);
       await rm(tmp, { force: true });
@@ -358,6 +370,19 @@ export class DiskImageStore {
     } finally {
       stopWatching();
     }
-    return { size, checksum: md5.digest('hex'), os_hash_value: sha512.digest('hex') };
+    return {
+      facts: { size, checksum: md5.digest('hex'), os_hash_value: sha512.digest('hex') },
+      keepAs: (target) => rename(tmp, target),
+      discard: () => rm(tmp, { force: true }),
+    };
   }
+}
+
+/** Image data received whole (DiskImageStore.receiveData), not yet any image's. */
+export interface ReceivedData {
+  readonly facts: DataFacts;
+  /** Make it the file at `target` (replacing any). */
+  keepAs(target: string): Promise<void>;
+  /** Remove it (nothing once kept). */
+  discard(): Promise<void>;
 }

@@ -10,6 +10,9 @@
  * - The lock of an image (one change of an image at a time) is the primary's, given in the order
  *   asked; the locks of a worker that dies are given back.
  * - Location ids come from the primary's one counter, as from Glance's one table.
+ * - A worker holding an image's lock while others wait for it is asked every {@link PROBE_MS}
+ *   whether it still runs; one that has not answered within {@link APPLY_MS} (stopped, its event
+ *   loop stuck) is killed, and its locks are given back.
  *
  * Fail closed: a worker whose primary is gone has its pending questions rejected (the request is
  * a 500), and stops (server/cluster.ts).
@@ -18,8 +21,10 @@ import type { Worker } from 'node:cluster';
 import type { DiskImageStore, ImageRecord, RecordChange, RecordKeeper } from '../demo/store';
 
 const TAG = 'glance-edge:records';
-/** Milliseconds a worker has to apply a change before it is killed. */
+/** Milliseconds a worker has to apply a change, or to answer whether it runs, before it is killed. */
 const APPLY_MS = 10_000;
+/** How often a worker holding a lock others wait for is asked whether it runs. */
+const PROBE_MS = 2_500;
 
 type Operation = 'subscribe' | 'lock' | 'unlock' | 'save' | 'delete' | 'nextLocationId';
 
@@ -46,6 +51,15 @@ interface Ack {
   readonly tag: typeof TAG;
   readonly ack: number;
 }
+/** Whether the worker runs: answered with a {@link Pong} of the same number. */
+interface Ping {
+  readonly tag: typeof TAG;
+  readonly ping: number;
+}
+interface Pong {
+  readonly tag: typeof TAG;
+  readonly pong: number;
+}
 
 const ours = (m: unknown): m is Record<string, unknown> => typeof m === 'object' && m !== null && (m as { tag?: unknown }).tag === TAG;
 
@@ -63,6 +77,11 @@ export class RecordHub {
   readonly #locks = new Map<string, Holder[]>();
   /** Changes passed on and not yet applied everywhere: the workers still to apply each. */
   readonly #unapplied = new Map<number, { waiting: Set<number>; done: () => void }>();
+  /** Every worker served, by cluster id, while it runs. */
+  readonly #workers = new Map<number, Worker>();
+  /** Workers asked whether they run, and not answered yet: since when. */
+  readonly #probed = new Map<number, { ping: number; since: number }>();
+  #probes: NodeJS.Timeout | null = null;
   #seq = 0;
 
   constructor(store: DiskImageStore) {
@@ -71,16 +90,30 @@ export class RecordHub {
 
   /** Answer `worker`'s questions; forget it (its copy, its locks) when it exits. */
   serve(worker: Worker): void {
+    this.#workers.set(worker.id, worker);
     worker.on('message', (message: unknown) => {
       if (!ours(message)) return;
+      // A message read after the worker's exit (still in the channel): it holds nothing any more.
+      if (!this.#workers.has(worker.id)) return;
       if (typeof message['ack'] === 'number') {
         this.#applied(message['ack'], worker.id);
+        return;
+      }
+      if (typeof message['pong'] === 'number') {
+        if (this.#probed.get(worker.id)?.ping === message['pong']) this.#probed.delete(worker.id);
         return;
       }
       const question = message as unknown as Question;
       const reply = (answer: Omit<Answer, 'tag' | 'id'>) => {
         if (worker.isConnected()) worker.send({ tag: TAG, id: question.id, ...answer } satisfies Answer, () => undefined);
       };
+      if (question.op === 'subscribe') {
+        // The copy and the worker's place among those passed every change, in one step: no change
+        // can be sent to it before its copy, nor be left out of both.
+        this.#copies.set(worker.id, worker);
+        reply({ ok: true, value: this.#store.records() });
+        return;
+      }
       this.#answer(worker, question, reply).then(
         (value) => {
           if (value !== PENDING) reply({ ok: true, value });
@@ -94,10 +127,6 @@ export class RecordHub {
   async #answer(worker: Worker, { op, arg }: Question, reply: (answer: Omit<Answer, 'tag' | 'id'>) => void): Promise<unknown> {
     const store = this.#store;
     switch (op) {
-      case 'subscribe':
-        // From this answer on, the worker is passed every change (on the same channel, after it).
-        this.#copies.set(worker.id, worker);
-        return store.records();
       case 'lock':
         this.#lock(String(arg), worker.id, () => reply({ ok: true }));
         return PENDING;
@@ -126,7 +155,45 @@ export class RecordHub {
     if (queue === undefined) {
       this.#locks.set(id, [{ worker, grant }]);
       grant();
-    } else queue.push({ worker, grant });
+    } else {
+      queue.push({ worker, grant });
+      this.#probeHolders();
+    }
+  }
+
+  /**
+   * While some change waits for a lock, ask each holder of a lock others wait for whether it runs,
+   * every PROBE_MS; kill one that has not answered within APPLY_MS. Stops once no one waits.
+   */
+  #probeHolders(): void {
+    if (this.#probes !== null) return;
+    const round = () => {
+      const now = Date.now();
+      const holders = new Set<number>();
+      for (const queue of this.#locks.values()) if (queue.length > 1 && queue[0] !== undefined) holders.add(queue[0].worker);
+      for (const id of [...this.#probed.keys()]) if (!holders.has(id)) this.#probed.delete(id);
+      if (holders.size === 0) {
+        if (this.#probes !== null) clearInterval(this.#probes);
+        this.#probes = null;
+        return;
+      }
+      for (const id of holders) {
+        const worker = this.#workers.get(id);
+        if (worker === undefined) continue;
+        const probed = this.#probed.get(id);
+        if (probed === undefined) {
+          const ping = ++this.#seq;
+          this.#probed.set(id, { ping, since: now });
+          if (worker.isConnected()) worker.send({ tag: TAG, ping } satisfies Ping, () => undefined);
+        } else if (now - probed.since >= APPLY_MS) {
+          // It holds a lock others wait for and does not answer: it goes, and its locks with it.
+          worker.process.kill('SIGKILL');
+        }
+      }
+    };
+    this.#probes = setInterval(round, PROBE_MS);
+    this.#probes.unref();
+    round();
   }
 
   #unlock(id: string, worker: number): void {
@@ -177,6 +244,8 @@ export class RecordHub {
   }
 
   #gone(worker: number): void {
+    this.#workers.delete(worker);
+    this.#probed.delete(worker);
     this.#copies.delete(worker);
     for (const seq of [...this.#unapplied.keys()]) this.#applied(seq, worker);
     for (const [id, queue] of [...this.#locks]) {
@@ -197,7 +266,7 @@ const PENDING = Symbol('pending');
 
 /** In a worker: the primary's records, as {@link DiskImageStore.replica} uses them. */
 export class WorkerRecords implements RecordKeeper {
-  readonly #pending = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>();
+  readonly #pending = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void; first?: (v: unknown) => void }>();
   #next = 0;
   #apply: ((change: RecordChange) => void) | null = null;
 
@@ -210,12 +279,20 @@ export class WorkerRecords implements RecordKeeper {
         process.send?.({ tag: TAG, ack: message['seq'] } satisfies Ack, undefined, undefined, () => undefined);
         return;
       }
+      if (typeof message['ping'] === 'number') {
+        process.send?.({ tag: TAG, pong: message['ping'] } satisfies Pong, undefined, undefined, () => undefined);
+        return;
+      }
       const answer = message as unknown as Answer;
       const waiting = this.#pending.get(answer.id);
       if (waiting === undefined) return;
       this.#pending.delete(answer.id);
-      if (answer.ok) waiting.resolve(answer.value);
-      else waiting.reject(new Error(`the image records (the primary process) failed: ${answer.error ?? 'unknown error'}`));
+      if (answer.ok) {
+        // Here, not in a promise's continuation: the messages after this one (changes) are handled
+        // only after it.
+        waiting.first?.(answer.value);
+        waiting.resolve(answer.value);
+      } else waiting.reject(new Error(`the image records (the primary process) failed: ${answer.error ?? 'unknown error'}`));
     });
     process.on('disconnect', () => {
       for (const [id, waiting] of this.#pending) {
@@ -225,9 +302,13 @@ export class WorkerRecords implements RecordKeeper {
     });
   }
 
-  async subscribe(apply: (change: RecordChange) => void): Promise<ImageRecord[]> {
-    this.#apply = apply;
-    return (await this.#ask('subscribe')) as ImageRecord[];
+  async subscribe(load: (records: ImageRecord[]) => void, apply: (change: RecordChange) => void): Promise<void> {
+    // The records are loaded as their message is handled, and every change after them in the
+    // channel is applied after: a change in the same read as the records is not lost under them.
+    await this.#ask('subscribe', undefined, (records) => {
+      load(records as ImageRecord[]);
+      this.#apply = apply;
+    });
   }
 
   async lock(id: string): Promise<() => Promise<void>> {
@@ -249,14 +330,15 @@ export class WorkerRecords implements RecordKeeper {
     return (await this.#ask('nextLocationId')) as number;
   }
 
-  #ask(op: Operation, arg?: unknown): Promise<unknown> {
+  /** Ask the primary; `first`, given the answer as its message is handled, before anything else. */
+  #ask(op: Operation, arg?: unknown, first?: (value: unknown) => void): Promise<unknown> {
     return new Promise((resolve, reject) => {
       if (!process.connected || typeof process.send !== 'function') {
         reject(new Error('the image records (the primary process) are gone'));
         return;
       }
       const id = (this.#next = (this.#next + 1) % Number.MAX_SAFE_INTEGER);
-      this.#pending.set(id, { resolve, reject });
+      this.#pending.set(id, { resolve, reject, ...(first === undefined ? {} : { first }) });
       process.send({ tag: TAG, id, op, ...(arg === undefined ? {} : { arg }) } satisfies Question, undefined, undefined, (err: Error | null) => {
         if (err === null) return;
         this.#pending.delete(id);

@@ -8,6 +8,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
+import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { send, type Answer } from '../helpers/http';
@@ -99,6 +100,26 @@ describe('a download spelt plainly answers as the same download through the rout
       const versioned = await send(demo.port, method, `/images/${image}/file${query}`, { ...headers, Accept: 'application/vnd.openstack.images-v2' }, c.body);
       expect(comparable(plain)).toEqual(comparable(versioned));
     }
+  });
+
+  it('keeps the connection after an error answer to a GET whose body came with it, as through the router', async () => {
+    const answers = async (version: string) => {
+      const missing = 'a9e0f7b2-3c51-4d8e-9f60-1b2c3d4e5f60';
+      const bytes =
+        `GET /${version}/images/${missing}/file HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\n\r\nhello` +
+        `GET /${version}/images/${active}/file HTTP/1.1\r\nHost: h\r\nRange: bytes=0-3\r\nConnection: close\r\n\r\n`;
+      const raw = await new Promise<string>((resolve, reject) => {
+        const socket = net.connect(demo.port, '127.0.0.1', () => socket.write(bytes));
+        const chunks: Buffer[] = [];
+        socket.on('data', (d: Buffer) => chunks.push(d));
+        socket.on('close', () => resolve(Buffer.concat(chunks).toString('latin1')));
+        socket.on('error', reject);
+      });
+      return { statuses: raw.match(/HTTP\/1\.1 \d{3}/g), keepAlive: /^HTTP\/1\.1 404[^]*?Connection: keep-alive/m.test(raw), last: raw.endsWith('0123') };
+    };
+    const plain = await answers('v2');
+    expect(plain).toEqual({ statuses: ['HTTP/1.1 404', 'HTTP/1.1 206'], keepAlive: true, last: true });
+    expect(await answers('v2.1')).toEqual(plain);
   });
 
   it('serves the bytes asked for (the lane is taken, and it is right)', async () => {
