@@ -37,6 +37,19 @@ export interface LocationPolicy {
 
 const VERB = { add: 'add', remove: 'remove', replace: 'update' } as const;
 
+/** The first position Python's `list.insert` cannot take (its index is a C ssize_t). */
+const SSIZE_LIMIT = 2n ** 63n;
+
+/**
+ * Whether Glance, adding a location at `token`, fails in `list.insert` (OverflowError, a bare 500):
+ * a position it reads, of 2^63 or more.
+ */
+export function insertOverflows(token: string | undefined): boolean {
+  if (token === undefined || !pyIsDigit(token)) return false;
+  const n = pyIntOfDigits(token);
+  return n !== undefined && n >= SSIZE_LIMIT;
+}
+
 /**
  * Glance's position rule (`_get_location_position`): a token `str.isdigit()` accepts, read by
  * `int()` (Unicode digits count: `/locations/٣` is position 3), or `-` for the last element
@@ -134,6 +147,7 @@ export function decideLocationPatch(ops: readonly PatchOp[], image: LocationImag
     }
     const pos = position(token, count ?? 0, true);
     if (typeof pos !== 'number') return refused(pos ?? glanceError(400, 'location.position', 'Invalid position for adding a location.'));
+    if (insertOverflows(token)) return fails(glanceFails(`a location cannot be inserted at position ${String(token)}`));
     if (known) {
       const loc = location(value);
       if (!storeTakesMetadata(loc.metadata)) return fails(metadataRefused());

@@ -64,12 +64,16 @@ function stillWriting(ctx: ServiceContext, id: string, writing: string): ImageRe
   return record;
 }
 
-/** The image's data is `received`, if the write `writing` is still the image's: record what Glance records, and the file location. */
-function activateWithData(ctx: ServiceContext, id: string, writing: string, received: ReceivedData) {
+/**
+ * The image's data is `received`, if the write `writing` is still the image's: record what Glance
+ * records, and the file location; and remove the files `done` (an import's staged data) meanwhile.
+ */
+function activateWithData(ctx: ServiceContext, id: string, writing: string, received: ReceivedData, done: readonly string[] = []) {
   const { store } = ctx;
   return store.exclusive(id, async () => {
     const record = stillWriting(ctx, id, writing);
     await received.keepAs(store.blobPath(id));
+    for (const file of done) await rm(file, { force: true });
     ctx.files.forget(store.blobPath(id));
     const { facts } = received;
     const location = { url: store.blobUrl(id), metadata: {}, id: await store.nextLocationId() };
@@ -150,7 +154,8 @@ export function stageData(ctx: ServiceContext): Handler {
       await store.exclusive(id, async () => {
         const record = stillWriting(ctx, id, writing);
         await staged.keepAs(store.stagingPath(id));
-        await store.save(touch(record, { size: staged.facts.size }));
+        // Staged: the write is over, an import may begin.
+        await store.save(touch(settled(record), { size: staged.facts.size }));
       });
     } catch (err) {
       await revert(ctx, id, writing, received, { size: null }, [store.stagingPath(id)]);
@@ -173,20 +178,20 @@ export function importStaged(ctx: ServiceContext): Handler {
       const record = imageOf(ctx, id);
       requireFormats(record);
       if (record.status !== 'uploading') throw glanceError(409, 'image.transition', `Image needs to be in 'uploading' status to be imported; it is ${record.status}.`);
+      if (record.writing !== undefined) throw glanceError(409, 'image.staging', `The data of image ${id} is still being staged.`);
       await store.save(touch(record, { status: 'importing', writing }));
     });
     const staged = createReadStream(store.stagingPath(id));
     let received: ReceivedData | undefined;
     try {
       received = await store.receiveData(staged, maxImageSize);
-      await activateWithData(ctx, id, writing, received);
+      await activateWithData(ctx, id, writing, received, [store.stagingPath(id)]);
     } catch (err) {
       // As Glance reverts a failed import: the image is queued again, without the data.
       staged.destroy();
       await revert(ctx, id, writing, received, { size: null }, [store.blobPath(id), store.stagingPath(id)]);
       throw storageFailure(err);
     }
-    await rm(store.stagingPath(id), { force: true });
     res.writeHead(202, { 'Content-Length': '0' }).end();
   };
 }

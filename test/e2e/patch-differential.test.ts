@@ -633,8 +633,9 @@ const KNOWN: readonly Known[] = [
       onlyLocationsRemoved(direct.before, direct.after),
   },
   {
-    // Glance's reading raises (a position `int()` refuses, a pointer that is not a string) and it
-    // answers a bare 500; the guard answers a 400 saying why, and nothing reaches the service.
+    // Glance's reading raises (a position `int()` refuses, a pointer that is not a string, a position
+    // past what `list.insert` takes) and it answers a bare 500; the guard answers a 400 saying why,
+    // and nothing reaches the service.
     name: "Glance's 500 for a patch its reading crashes on is the guard's 400 patch.unreadable",
     applies: (direct, through) => direct.answer.status === 500 && through.answer.status === 400 && through.answer.body.includes('The patch cannot be read') && direct.after === through.after,
   },

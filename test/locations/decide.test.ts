@@ -5,7 +5,7 @@
  */
 import type { GlanceError } from '../../lib/errors';
 import { IMAGE_STATUSES } from '../../lib/images/lookup';
-import { decideLocationPatch, locationPosition, type LocationImage } from '../../lib/locations/decide';
+import { decideLocationPatch, insertOverflows, locationPosition, type LocationImage } from '../../lib/locations/decide';
 import { fromHexLength } from '../../lib/locations/glance-image';
 import { parseImagePatch, type PatchOp } from '../../lib/locations/patch';
 
@@ -179,8 +179,17 @@ describe('1. Location changes: decision, op by op, in order (Glance)', () => {
       ['-', 2, true, 2],
       ['-1', 2, true, null],
       ['x', 2, true, null],
+      ['9223372036854775807', 2, true, Number(2n ** 63n - 1n)],
+      ['9223372036854775808', 2, false, null],
     ])('should map token %s with %i locations (add: %s) to %s', (token, count, forAdd, expected) => {
       expect(locationPosition(token, count, forAdd)).toBe(expected);
+    });
+
+    it.each(['9223372036854775808', '99999999999999999999'])("should refuse with Glance's failure a patch whose add at %s Glance crashes on (list.insert: OverflowError) before a later op the guard refuses", (token) => {
+      const refusal = decideLocationPatch([add(token), remove('2')], image('active', 1), VISIBLE);
+      expect(refusal).toMatchObject({ status: 400, type: 'patch.unreadable' });
+      expect(insertOverflows(token)).toBe(true);
+      expect(insertOverflows('9223372036854775807')).toBe(false);
     });
 
     it('should pass remove /locations/- as the last element', () => {
