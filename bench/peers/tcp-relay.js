@@ -21,11 +21,12 @@ const server = net.createServer({ noDelay: true }, (client) => {
     onread: {
       buffer: () => buffer,
       callback(n, buf) {
-        client.write(buf.subarray(0, n));
+        const room = client.write(buf.subarray(0, n));
         if (client.writableLength === 0) return true;
-        // The client's socket keeps that buffer until it has written it: read into another, and
-        // not before the client drains.
+        // The client's socket keeps that buffer until it has written it: read into another, and,
+        // when its queue is full, not before it drains ('drain' comes only after a write said so).
         buffer = Buffer.allocUnsafeSlow(SIZE);
+        if (room) return true;
         client.once('drain', () => up.resume());
         return false;
       },
