@@ -187,6 +187,13 @@ export class DiskImageStore {
         delete record.writing;
         record.locations = record.locations.filter((l) => l.url !== this.blobUrl(id));
         await this.#write(record);
+      } else if ((record.status === 'uploading' || record.status === 'importing') && record.writing !== undefined) {
+        // A stage or an import that never finished: as Glance reverts a failed import, the image
+        // waits for data again, without what was staged.
+        await rm(this.stagingPath(id), { force: true });
+        Object.assign(record, { status: 'queued', size: null });
+        delete record.writing;
+        await this.#write(record);
       }
       loaded.push(record);
     }

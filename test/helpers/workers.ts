@@ -6,7 +6,7 @@
  */
 import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import net from 'node:net';
-import type { RawAnswer } from '../fixtures/glance-upstream';
+import { parseAnswer, type RawAnswer } from '../fixtures/glance-upstream';
 
 export function procStat(pid: number): { state: string; ppid: number } | null {
   try {
@@ -82,34 +82,6 @@ export interface Conn {
   readonly answer: Promise<RawAnswer>;
 }
 
-/** Parse the first answer in `raw` (Content-Length, chunked, or up to the close). */
-export function parseAnswer(raw: Buffer): RawAnswer | null {
-  const end = raw.indexOf('\r\n\r\n');
-  if (end === -1) return null;
-  const head = raw.subarray(0, end).toString('latin1').split('\r\n');
-  const status = Number(/^HTTP\/1\.1 (\d{3}) /.exec(head[0] ?? '')?.[1]);
-  if (!Number.isInteger(status)) return null;
-  const headers: Record<string, string> = {};
-  for (const line of head.slice(1)) {
-    const colon = line.indexOf(':');
-    headers[line.slice(0, colon).trim().toLowerCase()] = line.slice(colon + 1).trim();
-  }
-  let rest = raw.subarray(end + 4);
-  if (headers['transfer-encoding']?.toLowerCase() === 'chunked') {
-    const parts: Buffer[] = [];
-    for (;;) {
-      const eol = rest.indexOf('\r\n');
-      const size = eol === -1 ? 0 : Number.parseInt(rest.subarray(0, eol).toString('latin1'), 16);
-      if (!(size > 0)) break;
-      parts.push(rest.subarray(eol + 2, eol + 2 + size));
-      rest = rest.subarray(eol + 2 + size + 2);
-    }
-    return { status, headers, body: Buffer.concat(parts), raw, ms: 0 };
-  }
-  const length = headers['content-length'];
-  return { status, headers, body: length === undefined ? rest : rest.subarray(0, Number(length)), raw, ms: 0 };
-}
-
 export function open(port: number): Promise<{ socket: net.Socket; answer: Promise<RawAnswer> }> {
   return new Promise((resolve, reject) => {
     const socket = net.connect(port, '127.0.0.1');
@@ -119,7 +91,7 @@ export function open(port: number): Promise<{ socket: net.Socket; answer: Promis
       socket.on('close', () => {
         const raw = Buffer.concat(chunks);
         const parsed = parseAnswer(raw);
-        if (parsed) done(parsed);
+        if (parsed) done({ ...parsed, raw, ms: 0 });
         else fail(new Error(`no complete answer: ${JSON.stringify(raw.toString('latin1'))}`));
       });
     });
